@@ -1,0 +1,240 @@
+"""The ``kb`` command: thin wrappers over the search library, on Flask's CLI group."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from search import ArticleError, IndexCorrupt, IndexMissing, QueryError, build_index
+from search.bench import run_bench
+from search.check import check_articles
+from search.engine import MODES, SearchEngine, hit_dict
+from search.evaluate import METRICS, QueryFileError, evaluate, load_queries
+
+from .config import search_config
+from .search_service import service
+
+_MARK_RE = re.compile(r"</?mark>")
+
+
+class Progress:
+    """A click progress bar a stage, on standard error, for the library's progress callbacks."""
+
+    LABELS = {"read": "Reading articles", "analyse": "Indexing words", "embed": "Embedding passages"}
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage, self.done = stage, 0
+            self.bar = click.progressbar(length=total, label=self.LABELS.get(stage, stage), file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+
+
+@click.command("index")
+@click.option("--articles", "articles_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of articles (default: KB_ARTICLES_DIR).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Index folder to write (default: KB_INDEX_DIR, or <instance>/index).")
+@click.option("--force", is_flag=True, help="Rebuild everything instead of updating what changed.")
+@with_appcontext
+def index_command(articles_dir: Path | None, output: Path | None, force: bool) -> None:
+    """Build or update the search index from the articles folder."""
+    svc = service()
+    progress = Progress()
+    try:
+        report = build_index(articles_dir or svc.articles_dir, output or svc.index_dir, svc.embedder(),
+                             progress=progress, force=force)
+    except ArticleError as exc:
+        _fail(str(exc))
+    finally:
+        progress.close()
+    for error in report.errors:
+        click.echo(f"{error}  (left out of the index)", err=True)
+    if report.unchanged:
+        click.echo(f"Index {report.generation} is up to date: {report.articles} articles, nothing to do "
+                   f"({report.seconds:.2f} s).")
+    else:
+        click.echo(f"Published index {report.generation}: {report.articles} articles ({report.added} added, "
+                   f"{report.changed} changed, {report.removed} removed), {report.embedded} passages "
+                   f"embedded, in {report.seconds:.1f} s.")
+    if not report.dense:
+        click.echo("Semantic search is off for this index (no embedding model): lexical search only.", err=True)
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option("--category", help="Only articles of this category.")
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def search_command(query: str, limit: int, category: str | None, mode: str, as_json: bool) -> None:
+    """Search the index and print the ranked articles."""
+    try:
+        results = service().engine().search(query, limit=limit, category=category, mode=mode)
+    except (IndexMissing, IndexCorrupt, QueryError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({
+            "query": results.query, "mode": results.mode, "total": results.total,
+            "suggestion": results.suggestion, "fallback": results.fallback,
+            "hits": [hit_dict(h) for h in results.hits],
+        }, indent=1))
+        return
+    if results.fallback:
+        click.echo("Semantic search is unavailable; these are lexical results only.", err=True)
+    if results.suggestion:
+        click.echo(f"Did you mean: {results.suggestion}")
+    click.echo(f"{results.total} matching articles ({results.took_ms:.1f} ms)")
+    for rank, hit in enumerate(results.hits, 1):
+        dense = f"{hit.dense_score:.3f}" if hit.dense_score is not None else "-"
+        click.echo(f"\n{rank:2}. {click.style(hit.title, bold=True)}  {hit.url}")
+        click.echo(f"    score {hit.score:.3f}  (bm25f {hit.lexical_score:.3f}, semantic {dense})"
+                   + (f"  § {hit.section}" if hit.section else ""))
+        snippet = html.unescape(_MARK_RE.sub(lambda m: "]" if m.group(0) == "</mark>" else "[", hit.snippet))
+        click.echo(f"    {snippet}")
+
+
+@click.command("check")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@with_appcontext
+def check_command(directory: Path | None) -> None:
+    """Lint articles: front-matter, slugs, aliases, related articles, links and anchors."""
+    root = directory or service().articles_dir
+    problems = check_articles(root)
+    for problem in problems:
+        click.echo(str(problem))
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    click.echo(f"{root}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}",
+               err=True)
+    if errors:
+        sys.exit(1)
+
+
+@click.command("eval")
+@click.option("--articles", "articles_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of articles (default: KB_ARTICLES_DIR).")
+@click.option("--queries", "queries_file", required=True, type=click.Path(dir_okay=False, exists=True,
+              path_type=Path), help='JSON lines: {"query": "...", "relevant": ["slug", ...]}.')
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--min-ndcg", type=click.FloatRange(0, 1), help="Fail when hybrid nDCG@10 is below this.")
+@with_appcontext
+def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, min_ndcg: float | None) -> None:
+    """Measure lexical, dense and hybrid ranking quality on labelled queries."""
+    svc = service()
+    try:
+        queries = load_queries(queries_file)
+    except QueryFileError as exc:
+        _fail(str(exc))
+    progress = Progress()
+    with tempfile.TemporaryDirectory(prefix="kb-eval-") as tmp:
+        try:
+            report = build_index(articles_dir or svc.articles_dir, tmp, svc.embedder(), progress=progress,
+                                 cache_path=svc.index_dir / "embeddings.sqlite")
+        except ArticleError as exc:
+            _fail(str(exc))
+        finally:
+            progress.close()
+        for error in report.errors:
+            click.echo(f"{error}  (left out)", err=True)
+        engine = SearchEngine(tmp, svc.embedder(), search_config(svc.config))
+        known = {d["slug"] for d in engine._gen.docs}
+        for query in queries:
+            for slug in sorted(query.relevant - known):
+                click.echo(f"warning: query {query.query!r} names no article '{slug}'", err=True)
+        modes = [m for m in ("lexical", "dense", "hybrid") if m == "lexical" or report.dense]
+        scores = {mode: evaluate(lambda q, m=mode: [h.slug for h in engine.search(q, limit=10, mode=m).hits],
+                                 queries) for mode in modes}
+        engine.close()
+    if as_json:
+        click.echo(json.dumps({"articles": report.articles, "queries": len(queries), "modes": scores}))
+    else:
+        click.echo(f"{report.articles} articles, {len(queries)} queries\n")
+        click.echo("mode     " + "".join(f"{m:>11}" for m in METRICS))
+        for mode, values in scores.items():
+            click.echo(f"{mode:<9}" + "".join(f"{values[m]:>11.4f}" for m in METRICS))
+    if min_ndcg is not None:
+        hybrid = scores.get("hybrid", scores["lexical"])["ndcg@10"]
+        if hybrid < min_ndcg:
+            click.echo(f"hybrid nDCG@10 {hybrid:.4f} is below --min-ndcg {min_ndcg}", err=True)
+            sys.exit(1)
+
+
+@click.command("bench")
+@click.option("--articles", "n_articles", default=1000, show_default=True, type=click.IntRange(10),
+              help="How many synthetic articles to generate.")
+@click.option("--queries", default=300, show_default=True, type=click.IntRange(2),
+              help="How many queries to time per mode.")
+@click.option("--seed-articles", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Articles whose text the synthetic corpus imitates (default: KB_ARTICLES_DIR).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_json: bool) -> None:
+    """Measure index build, update and query latency on a synthetic corpus."""
+    svc = service()
+    progress = Progress()
+    try:
+        figures = run_bench(n_articles, queries, seed_articles or svc.articles_dir, svc.embedder(),
+                            progress=progress)
+    except (ArticleError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    click.echo(f"{figures['articles']} articles: cold build {figures['build_seconds']} s, update after one "
+               f"change {figures['update_one_seconds']} s, no-op re-index {figures['noop_reindex_seconds']} s, "
+               f"peak RSS {figures['peak_rss_mb']} MB")
+    for mode, cut in figures["latency_ms"].items():
+        click.echo(f"  {mode:<8} p50 {cut['p50']} ms  p95 {cut['p95']} ms  p99 {cut['p99']} ms")
+
+
+COMMANDS = (index_command, search_command, check_command, eval_command, bench_command)
+
+
+def init_app(app: Flask) -> None:
+    """Register the kb commands on the application's CLI group."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def main() -> None:
+    """Run the kb command."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    from . import create_app
+
+    FlaskGroup(name="kb", create_app=create_app, add_version_option=False,
+               help="Run and manage the knowledge base: index articles, search, check, evaluate, "
+                    "benchmark.").main(prog_name="kb")

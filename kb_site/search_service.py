@@ -1,0 +1,71 @@
+"""The search engine as a Flask extension: one engine a process, opened on first use."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from search import Embedder, SearchEngine, SentenceTransformerEmbedder
+
+from .config import search_config
+
+EXTENSION = "kb_search"
+
+
+class SearchService:
+    """Holds the embedder and the engine of one application."""
+
+    def __init__(self, app: Flask):
+        self.config = app.config
+        self._engine: SearchEngine | None = None
+        self._embedder: Embedder | None = None
+        self._embedder_made = False
+        self._lock = threading.Lock()
+
+    @property
+    def articles_dir(self) -> Path:
+        return Path(self.config["ARTICLES_DIR"]).resolve()
+
+    @property
+    def index_dir(self) -> Path:
+        return Path(self.config["INDEX_DIR"] or Path(self.config["INSTANCE_DIR"]) / "index")
+
+    def embedder(self) -> Embedder | None:
+        """Return the configured embedder (created once, model loaded on first encode), or None."""
+        if not self._embedder_made:
+            self._embedder = make_embedder(self.config)
+            self._embedder_made = True
+        return self._embedder
+
+    def engine(self) -> SearchEngine:
+        """Return the engine over the published index, switching to a newer one when it appears."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = SearchEngine(self.index_dir, self.embedder(), search_config(self.config))
+            else:
+                self._engine.refresh()
+            return self._engine
+
+
+def make_embedder(config: Any) -> Embedder | None:
+    """Return the embedder the config names; an injected ``EMBEDDER`` object wins (tests)."""
+    if config.get("EMBEDDER") is not None:
+        return config["EMBEDDER"]  # type: ignore[no-any-return]
+    model = str(config["EMBEDDING_MODEL"] or "")
+    if model.lower() == "none":
+        return None
+    return SentenceTransformerEmbedder(model or None, precision=str(config["EMBEDDING_PRECISION"]),
+                                       threads=int(config["EMBEDDING_THREADS"]) or None)
+
+
+def init_app(app: Flask) -> None:
+    """Register the search service on the application."""
+    app.extensions[EXTENSION] = SearchService(app)
+
+
+def service() -> SearchService:
+    """Return the current application's search service."""
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]

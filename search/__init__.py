@@ -1,0 +1,16 @@
+"""Hybrid search over help articles: whoosh BM25F and sentence embeddings, fused into one ranking.
+
+A plain library: it never imports Flask or kb_site.
+"""
+
+from .articles import Article, ArticleError, Category, Corpus, Section, load_categories, load_corpus
+from .build import BuildReport, build_index
+from .embeddings import Embedder, EmbedderUnavailable, SentenceTransformerEmbedder
+from .engine import Hit, QueryError, SearchConfig, SearchEngine, SearchResults
+from .store import IndexCorrupt, IndexMissing
+
+__all__ = [
+    "Article", "ArticleError", "BuildReport", "Category", "Corpus", "Embedder", "EmbedderUnavailable",
+    "Hit", "IndexCorrupt", "IndexMissing", "QueryError", "SearchConfig", "SearchEngine", "SearchResults",
+    "Section", "SentenceTransformerEmbedder", "build_index", "load_categories", "load_corpus",
+]

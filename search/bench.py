@@ -1,0 +1,140 @@
+"""Benchmark the engine on a synthetic corpus of realistic articles: build, update, latency, memory."""
+
+from __future__ import annotations
+
+import random
+import re
+import resource
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .articles import load_corpus
+from .build import build_index
+from .embeddings import Embedder
+from .engine import MODES, SearchEngine
+from .lexical import markdown_text
+
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?%?|£\d+")
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+Progress = Callable[[str, int, int], None]
+
+
+class Babbler:
+    """A second-order word Markov chain over real help-centre text: plausible sentences, real vocabulary."""
+
+    def __init__(self, texts: Sequence[str], rng: random.Random):
+        self.rng = rng
+        self.next: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.starts: list[tuple[str, str]] = []
+        for text in texts:
+            for sentence in _SENTENCE_RE.split(markdown_text(text)):
+                words = _WORD_RE.findall(sentence)
+                if len(words) < 4:
+                    continue
+                self.starts.append((words[0], words[1]))
+                for a, b, c in zip(words, words[1:], [*words[2:], "."], strict=False):
+                    self.next[(a, b)].append(c)
+        if not self.starts:
+            raise ValueError("the seed articles have no sentences to learn from")
+
+    def sentence(self, most: int = 24) -> str:
+        a, b = self.rng.choice(self.starts)
+        words = [a, b]
+        while len(words) < most:
+            follow = self.next.get((a, b))
+            if not follow:
+                break
+            c = self.rng.choice(follow)
+            if c == ".":
+                break
+            words.append(c)
+            a, b = b, c
+        return " ".join(words)
+
+    def words(self, count: int) -> str:
+        out: list[str] = []
+        while sum(len(s.split()) for s in out) < count:
+            out.append(self.sentence().capitalize() + ".")
+        return " ".join(out)
+
+
+def write_corpus(target: Path, n: int, seed_dir: Path, *, seed: int = 7) -> list[str]:
+    """Write ``n`` synthetic ~600-word articles (4-6 sections) under ``target``; return bench queries."""
+    rng = random.Random(seed)
+    seeds = load_corpus(seed_dir).articles
+    babble = Babbler([f"{a.title}. {a.summary}. {' '.join(a.questions)}. {a.body}" for a in seeds], rng)
+    queries = []
+    for number in range(n):
+        folder = target / f"category-{number % 8}"
+        folder.mkdir(parents=True, exist_ok=True)
+        title = babble.sentence(8).capitalize()
+        sections = []
+        for _ in range(rng.randint(4, 6)):
+            heading = babble.sentence(5).capitalize()
+            paragraphs = [babble.words(rng.randint(45, 70)) for _ in range(2)]
+            sections.append(f"## {heading}\n\n" + "\n\n".join(paragraphs))
+        if number % 10 == 0:
+            sections[-1] += f"\n\nApplies to product code NB-{number:05d}-{rng.choice(['BLK', 'GRN', 'RED'])}."
+        body = "\n\n".join(sections)
+        questions = [babble.sentence(9).lower() + "?" for _ in range(rng.randint(0, 3))]
+        front = [f"title: {title!r}", f"summary: {babble.sentence(16).capitalize()!r}",
+                 f"questions: {questions!r}", "updated: 2026-10-01"]
+        (folder / f"article-{number:05d}.md").write_text("---\n" + "\n".join(front) + "\n---\n\n" + body + "\n")
+        words = [w for w in _WORD_RE.findall(rng.choice([title, body])) if len(w) > 3]
+        if len(words) >= 4:
+            start = rng.randrange(len(words) - 3)
+            queries.append(" ".join(words[start:start + 4]).lower())
+    return queries
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2)}
+
+
+def run_bench(n: int, queries: int, seed_dir: Path, embedder: Embedder | None, *,
+              progress: Progress | None = None, workdir: Path | None = None) -> dict[str, Any]:
+    """Build, update and query a synthetic corpus of ``n`` articles; return the measured figures."""
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="kb-bench-") as tmp:
+        articles, index = Path(tmp) / "articles", Path(tmp) / "index"
+        pool = write_corpus(articles, n, seed_dir)
+        started = time.perf_counter()
+        build_index(articles, index, embedder, progress=progress)
+        build_seconds = time.perf_counter() - started
+
+        one = next(iter(sorted(articles.rglob("*.md"))))
+        one.write_text(one.read_text() + "\nA new paragraph about parcel lockers and weekend delivery.\n")
+        update = build_index(articles, index, embedder)
+        noop = build_index(articles, index, embedder)
+
+        engine = SearchEngine(index, embedder)
+        rng = random.Random(11)
+        sample = [rng.choice(pool) for _ in range(queries)]
+        latency = {}
+        for mode in MODES:
+            modes_query = sample if mode == "lexical" or embedder is not None else []
+            for query in modes_query[:5]:
+                engine.search(query, mode=mode)  # warm caches
+            times = []
+            for query in modes_query:
+                tick = time.perf_counter()
+                engine.search(query, mode=mode)
+                times.append((time.perf_counter() - tick) * 1000)
+            if len(times) >= 2:
+                latency[mode] = _percentiles(times)
+        engine.close()
+    return {
+        "articles": n,
+        "build_seconds": round(build_seconds, 2),
+        "update_one_seconds": round(update.seconds, 3),
+        "noop_reindex_seconds": round(noop.seconds, 3),
+        "update_one_embedded": update.embedded,
+        "noop_embedded": noop.embedded,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "latency_ms": latency,
+    }

@@ -1,0 +1,236 @@
+"""Build and incrementally update an index from a folder of articles.
+
+Only files whose size or modification time changed are parsed; only articles
+whose content hash changed are analysed and embedded; everything else is
+carried over from the previous generation, row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .articles import Article, ArticleError, article_paths, load_article
+from .dense import DenseIndex
+from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, text_key
+from .lexical import TermCounts, markdown_text, write_whoosh
+from .store import IndexCorrupt, IndexStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did, and the articles it had to leave out."""
+
+    generation: str
+    articles: int
+    added: int
+    changed: int
+    removed: int
+    embedded: int
+    dense: bool
+    seconds: float
+    errors: tuple[ArticleError, ...] = field(default=())
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+@dataclass
+class _Previous:
+    """The published generation a build starts from."""
+
+    path: Path | None = None
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, list[Any]] = field(default_factory=dict)  # rel path -> [mtime_ns, size, slug|None, hash]
+    dense: bool = False
+
+    @classmethod
+    def read(cls, store: IndexStore) -> _Previous:
+        if store.current_name() is None:
+            return cls()
+        try:
+            path = store.current()
+            manifest = store.manifest(path)
+            docs = json.loads((path / "docs.json").read_text())
+            files = json.loads((path / "files.json").read_text())
+        except (OSError, ValueError, IndexCorrupt) as exc:
+            log.warning("rebuilding the index from scratch: %s", exc)
+            return cls()
+        return cls(path, docs, files, bool(manifest.get("dense")))
+
+
+def _doc_record(article: Article) -> dict[str, Any]:
+    return {
+        "slug": article.slug, "title": article.title, "summary": article.summary,
+        "category": article.category, "hash": article.content_hash,
+        # Plain text, for snippets: the site renders pages from the Markdown files themselves.
+        "sections": [[s.anchor, s.heading, " ".join(markdown_text(s.text).split())] for s in article.sections],
+    }
+
+
+def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embedder | None, *,
+                progress: Progress | None = None, force: bool = False,
+                cache_path: Path | str | None = None) -> BuildReport:
+    """Build or update the index in ``index_dir`` from the articles in ``articles_dir``.
+
+    Drafts are left out; files that do not parse, and later files repeating a
+    slug, are left out and reported. An unchanged folder publishes nothing.
+    Without a usable embedder the index is lexical-only, and the next build
+    with a model adds the vectors.
+    """
+    started = time.perf_counter()
+    root = Path(articles_dir)
+    if not root.is_dir():
+        raise ArticleError(root, "is not a folder of articles")
+    store = IndexStore(index_dir)
+    with store.build_lock():
+        old = _Previous() if force else _Previous.read(store)
+        if embedder is not None and old.path is not None and not old.dense:
+            old = _Previous()  # the last build had no model: every article needs its vectors now
+        old_index = {d["slug"]: i for i, d in enumerate(old.docs)}
+        files: dict[str, list[Any]] = {}
+        parsed: dict[str, Article] = {}
+        current: dict[str, tuple[str, str]] = {}  # slug -> (hash, rel path)
+        errors: list[ArticleError] = []
+        paths = list(article_paths(root))
+        for number, path in enumerate(paths):
+            rel = str(path.relative_to(root))
+            stat = path.stat()
+            seen = old.files.get(rel)
+            if seen and seen[:2] == [stat.st_mtime_ns, stat.st_size]:
+                slug, digest = seen[2], seen[3]
+            else:
+                try:
+                    article = load_article(path, root)
+                except ArticleError as exc:
+                    errors.append(exc)
+                    continue
+                slug = None if article.draft else article.slug
+                digest = article.content_hash
+                if slug is not None:
+                    parsed[slug] = article
+            if slug is not None and slug in current:
+                errors.append(ArticleError(path, f"'{slug}' is already the slug of {current[slug][1]}",
+                                           field="slug"))
+                continue
+            files[rel] = [stat.st_mtime_ns, stat.st_size, slug, digest]
+            if slug is not None:
+                current[slug] = (digest, rel)
+            if number % 500 == 0:
+                _tick(progress, "read", number, len(paths))
+
+        def unchanged(slug: str) -> bool:
+            i = old_index.get(slug)
+            return i is not None and old.docs[i]["hash"] == current[slug][0]
+
+        keep = sorted(s for s in current if unchanged(s))
+        fresh_slugs = sorted(s for s in current if not unchanged(s))
+        missing = [s for s in fresh_slugs if s not in parsed]  # stat unchanged but not in the last index
+        for slug in missing:
+            parsed[slug] = load_article(root / current[slug][1], root)
+        fresh = [parsed[s] for s in fresh_slugs]
+        removed = [s for s in old_index if s not in current]
+        changed = sum(1 for s in fresh_slugs if s in old_index)
+        want_dense = embedder is not None
+        if old.path is not None and not fresh and not removed and (old.dense or not want_dense):
+            if files != old.files:  # only timestamps moved: remember them, so next time reads nothing
+                (old.path / "files.json").write_text(json.dumps(files))
+            return BuildReport(old.path.name, len(keep), 0, 0, 0, 0, old.dense,
+                               time.perf_counter() - started, tuple(errors))
+
+        folder = store.new_folder()
+        try:
+            keep_rows = [old_index[s] for s in keep]
+            if old.path is not None:
+                shutil.copytree(old.path / "whoosh", folder / "whoosh", ignore=shutil.ignore_patterns("*LOCK*"))
+                counts = TermCounts.load(old.path).rows(keep_rows)
+            else:
+                counts = TermCounts.empty()
+            _tick(progress, "analyse", 0, len(fresh))
+            write_whoosh(folder / "whoosh", fresh, removed, replace=[a.slug for a in fresh if a.slug in old_index])
+            counts.extended(fresh).save(folder)
+            _tick(progress, "analyse", len(fresh), len(fresh))
+            embedded, dense = 0, False
+            if want_dense:
+                assert embedder is not None
+                try:
+                    embedded = _write_dense(folder, fresh, keep_rows, old.path if old.dense else None,
+                                            embedder, EmbeddingCache(cache_path or store.cache_path), progress)
+                    dense = True
+                except EmbedderUnavailable as exc:
+                    log.warning("building a lexical-only index: %s", exc)
+            docs = [old.docs[i] for i in keep_rows] + [_doc_record(a) for a in fresh]
+            (folder / "docs.json").write_text(json.dumps(docs))
+            (folder / "files.json").write_text(json.dumps(files))
+            final = store.publish(folder, {
+                "articles": len(docs), "dense": dense,
+                "model": embedder.name if dense and embedder else None, "built_at": time.time(),
+            })
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return BuildReport(final.name, len(docs), len(fresh) - changed, changed, len(removed), embedded, dense,
+                       time.perf_counter() - started, tuple(errors))
+
+
+def _write_dense(folder: Path, fresh: list[Article], keep_rows: list[int], old_path: Path | None,
+                 embedder: Embedder, cache: EmbeddingCache, progress: Progress | None) -> int:
+    """Write passage vectors: the kept articles' rows copied, the fresh articles' embedded (or cached)."""
+    texts, owners, kinds, sections = DenseIndex.build_arrays(fresh)
+    owners = owners + len(keep_rows)
+    keys = [text_key(t) for t in texts]
+    parts: list[tuple[np.ndarray, ...]] = []
+    known: dict[bytes, np.ndarray] = {}
+    if old_path is not None:
+        arrays = np.load(old_path / "passages.npz")
+        vectors = np.load(old_path / "vectors.npy", mmap_mode="r")
+        remap = np.full(int(arrays["owners"].max(initial=-1)) + 1, -1, dtype=np.int64)
+        remap[keep_rows] = np.arange(len(keep_rows))
+        new_owner = remap[arrays["owners"]] if len(remap) else np.zeros(0, np.int64)
+        rows = np.flatnonzero(new_owner >= 0)
+        rows = rows[np.argsort(new_owner[rows], kind="stable")]
+        parts.append((np.asarray(vectors[rows]), new_owner[rows].astype(np.int32), arrays["kinds"][rows],
+                      arrays["sections"][rows], arrays["keys"][rows]))
+        # A fresh article often repeats text of its previous version: reuse those vectors too.
+        known = {bytes(k): vectors[i] for i, k in enumerate(arrays["keys"])}
+    todo = len({k for k in keys if k not in known})
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        _tick(progress, "embed", done[0], todo)
+
+    try:
+        matrix, embedded = embed_cached(embedder, texts, cache, known, step) if texts else \
+            (np.zeros((0, 0), np.float32), 0)
+    finally:
+        cache.close()
+    if texts:
+        parts.append((matrix, owners, kinds, sections, np.frombuffer(b"".join(keys), dtype="S16")))
+    if not parts:
+        raise EmbedderUnavailable("nothing to embed")  # no articles at all: lexical-only is right
+    vectors_all = np.vstack([p[0] for p in parts if len(p[0])]) if any(len(p[0]) for p in parts) else \
+        np.zeros((0, 1), np.float32)
+    np.save(folder / "vectors.npy", vectors_all.astype(np.float32))
+    np.savez(folder / "passages.npz", owners=np.concatenate([p[1] for p in parts]),
+             kinds=np.concatenate([p[2] for p in parts]), sections=np.concatenate([p[3] for p in parts]),
+             keys=np.concatenate([p[4] for p in parts]))
+    return embedded
+
+
+def _tick(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)

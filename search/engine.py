@@ -1,0 +1,219 @@
+"""The search engine: build and update an index from articles, open it, answer queries."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import fusion
+from .dense import DenseIndex
+from .embeddings import Embedder, EmbedderUnavailable
+from .lexical import (
+    DEFAULT_FIELD_B,
+    DEFAULT_FIELD_WEIGHTS,
+    DEFAULT_K1,
+    LexicalIndex,
+    ParsedQuery,
+    TermCounts,
+    clean_query,
+)
+from .store import IndexCorrupt, IndexStore
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "lexical", "dense")
+
+
+class QueryError(ValueError):
+    """A search request that cannot be answered as asked (unknown mode, bad limit)."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How rankings are fused. Defaults were chosen on the dev queries of ../shared/eval (see README)."""
+
+    lexical_weight: float = fusion.DEFAULT_LEXICAL_WEIGHT
+    title_weight: float = 0.3
+    pool: int = fusion.DEFAULT_POOL
+    dense_spread: float = fusion.DEFAULT_DENSE_SPREAD
+    min_dense_score: float = 0.3  # below this cosine, a match on meaning alone is not shown
+    k1: float = DEFAULT_K1
+    field_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_WEIGHTS))
+    field_b: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_B))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked article, linked to its best-matching section, with each retriever's score."""
+
+    slug: str
+    title: str
+    url: str
+    anchor: str
+    section: str
+    summary: str
+    category: str
+    snippet: str  # HTML-escaped, matched terms in <mark>
+    score: float
+    lexical_score: float
+    dense_score: float | None
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """A page of hits, the number of matching articles, and how the answer was produced."""
+
+    query: str
+    mode: str
+    hits: list[Hit]
+    total: int
+    suggestion: str | None = None
+    fallback: bool = False  # True when dense search was asked for but the model is unavailable
+    took_ms: float = 0.0
+
+
+@dataclass
+class _Generation:
+    name: str
+    docs: list[dict[str, Any]]
+    lexical: LexicalIndex
+    dense: DenseIndex | None
+    categories: np.ndarray
+
+
+class SearchEngine:
+    """Answers queries from the published generation of an index folder; reloads when it changes."""
+
+    def __init__(self, index_dir: Path | str, embedder: Embedder | None = None,
+                 config: SearchConfig | None = None):
+        self.store = IndexStore(index_dir)
+        self.embedder = embedder
+        self.config = config or SearchConfig()
+        self.dense_error: str | None = None if embedder else "no embedding model configured"
+        self._lock = threading.Lock()
+        self._gen = self._open()
+
+    def _open(self) -> _Generation:
+        path = self.store.current()
+        cfg = self.config
+        try:
+            docs = json.loads((path / "docs.json").read_text())
+            lexical = LexicalIndex(path / "whoosh", TermCounts.load(path), weights=cfg.field_weights,
+                                   b=cfg.field_b, k1=cfg.k1)
+            dense = DenseIndex.load(path, title_weight=cfg.title_weight) if (path / "vectors.npy").exists() \
+                else None
+        except Exception as exc:  # any unreadable part means the index must be rebuilt: say which
+            raise IndexCorrupt(f"cannot open the index in {path} ({type(exc).__name__}: {exc}); "
+                               "rebuild it with 'kb index --force'") from exc
+        categories = np.array([d["category"] for d in docs], dtype=object)
+        return _Generation(path.name, docs, lexical, dense, categories)
+
+    @property
+    def generation(self) -> str:
+        return self._gen.name
+
+    @property
+    def articles(self) -> int:
+        return len(self._gen.docs)
+
+    def refresh(self) -> bool:
+        """Switch to a newer published generation if there is one; return whether it switched."""
+        if self.store.current_name() == self._gen.name:
+            return False
+        with self._lock:
+            if self.store.current_name() == self._gen.name:
+                return False
+            old, self._gen = self._gen, self._open()
+        old.lexical.close()
+        return True
+
+    def close(self) -> None:
+        self._gen.lexical.close()
+
+    def encode_query(self, text: str) -> np.ndarray | None:
+        """Return the query's vector, or None (with a logged warning, once) when the model is unavailable."""
+        if self.embedder is None or self.dense_error is not None:
+            return None
+        try:
+            return self.embedder.encode([text])[0]
+        except EmbedderUnavailable as exc:
+            self.dense_error = str(exc)
+            log.warning("semantic search unavailable, answering from the lexical index: %s", exc)
+            return None
+
+    def search(self, query: str, *, limit: int = 10, offset: int = 0, category: str | None = None,
+               mode: str = "hybrid") -> SearchResults:
+        """Rank articles for a query; any string is accepted, and a bad mode or limit raises QueryError."""
+        started = time.perf_counter()
+        if mode not in MODES:
+            raise QueryError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if not 0 < limit <= 100 or offset < 0:
+            raise QueryError("limit must be between 1 and 100 and offset not negative")
+        gen = self._gen
+        text = clean_query(query)
+        parsed = gen.lexical.parse(text)
+        lexical = gen.lexical.scores(parsed)
+        dense_scores = passage_scores = None
+        fallback = False
+        if mode != "lexical" and text:
+            vector = self.encode_query(text) if gen.dense is not None else None
+            if vector is None:
+                fallback = True
+            else:
+                assert gen.dense is not None
+                passage_scores = gen.dense.passage_scores(vector)
+                dense_scores = gen.dense.scores(passage_scores)
+        matched = lexical > 0
+        if dense_scores is not None:
+            close = dense_scores >= self.config.min_dense_score
+            if mode == "dense":
+                matched, score = close, dense_scores
+            else:
+                matched |= close
+                score = fusion.convex(lexical, dense_scores, self.config.lexical_weight, self.config.pool,
+                                     self.config.dense_spread)
+        else:
+            score = lexical
+        if category:
+            matched &= gen.categories == category
+        total = int(np.count_nonzero(matched))
+        ranked = fusion.top_k(np.where(matched, score, -np.inf), min(offset + limit, total))
+        page = ranked[offset:]
+        hits = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores) for d in page]
+        return SearchResults(query=text, mode=mode, hits=hits, total=total, suggestion=parsed.suggestion,
+                             fallback=fallback, took_ms=(time.perf_counter() - started) * 1000)
+
+    def _hit(self, gen: _Generation, doc: int, parsed: ParsedQuery, score: np.ndarray, lexical: np.ndarray,
+             dense: np.ndarray | None, passage_scores: np.ndarray | None) -> Hit:
+        record = gen.docs[doc]
+        sections = record["sections"]
+        best = -1
+        if passage_scores is not None and gen.dense is not None:
+            best = gen.dense.best_section(passage_scores, doc)
+        if best < 0 and sections and parsed.terms:
+            best = max(range(len(sections)), key=lambda i: parsed.matches(f"{sections[i][1]} {sections[i][2]}"))
+        anchor, heading, text = sections[best] if 0 <= best < len(sections) else ("", "", "")
+        snippet = gen.lexical.snippet(text, parsed.terms) if parsed.terms and text else ""
+        if not snippet:
+            plain = " ".join((text or record["summary"]).split())
+            snippet = html.escape(plain[:200] + ("…" if len(plain) > 200 else ""), quote=False)
+        return Hit(
+            slug=record["slug"], title=record["title"],
+            url=f"/articles/{record['slug']}" + (f"#{anchor}" if anchor else ""),
+            anchor=anchor, section=heading, summary=record["summary"], category=record["category"],
+            snippet=snippet, score=float(score[doc]), lexical_score=float(lexical[doc]),
+            dense_score=float(dense[doc]) if dense is not None else None,
+        )
+
+
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    """Return a hit as a JSON-ready dict."""
+    return asdict(hit)

@@ -1,0 +1,83 @@
+"""Ranking quality: nDCG@k, MRR@k, Recall@k and Hit@1 over labelled queries (binary relevance)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+METRICS = ("ndcg@10", "mrr@10", "recall@5", "recall@10", "hit@1")
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    """A query and the slugs of the articles that answer it."""
+
+    query: str
+    relevant: frozenset[str]
+
+
+class QueryFileError(ValueError):
+    """A query file line that is not ``{"query": str, "relevant": [slug, ...]}``."""
+
+
+def load_queries(path: Path | str) -> list[LabelledQuery]:
+    """Read a JSON-lines query file; errors name the file and line."""
+    queries = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise QueryFileError(f"{path}:{number}: not JSON: {exc}") from None
+        relevant = item.get("relevant") if isinstance(item, dict) else None
+        if not (isinstance(item, dict) and isinstance(item.get("query"), str) and isinstance(relevant, list)
+                and relevant and all(isinstance(s, str) for s in relevant)):
+            raise QueryFileError(f'{path}:{number}: expected {{"query": "...", "relevant": ["slug", ...]}}')
+        queries.append(LabelledQuery(item["query"], frozenset(relevant)))
+    return queries
+
+
+def dcg(gains: Sequence[float]) -> float:
+    """Return the discounted cumulative gain of gains in rank order."""
+    return sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
+
+
+def ndcg_at(ranked: Sequence[str], relevant: frozenset[str], k: int) -> float:
+    """Return nDCG@k with binary gains."""
+    ideal = dcg([1.0] * min(k, len(relevant)))
+    return dcg([1.0 if s in relevant else 0.0 for s in ranked[:k]]) / ideal if ideal else 0.0
+
+
+def mrr_at(ranked: Sequence[str], relevant: frozenset[str], k: int) -> float:
+    """Return the reciprocal rank of the first relevant result within k, else 0."""
+    return next((1.0 / (rank + 1) for rank, s in enumerate(ranked[:k]) if s in relevant), 0.0)
+
+
+def recall_at(ranked: Sequence[str], relevant: frozenset[str], k: int) -> float:
+    """Return the share of relevant articles found within k."""
+    return len(relevant.intersection(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def score_ranking(ranked: Sequence[str], relevant: frozenset[str]) -> dict[str, float]:
+    """Return every metric for one query's ranking (a repeated slug counts once, at its best rank)."""
+    ranked = list(dict.fromkeys(ranked))
+    return {
+        "ndcg@10": ndcg_at(ranked, relevant, 10),
+        "mrr@10": mrr_at(ranked, relevant, 10),
+        "recall@5": recall_at(ranked, relevant, 5),
+        "recall@10": recall_at(ranked, relevant, 10),
+        "hit@1": 1.0 if ranked[:1] and ranked[0] in relevant else 0.0,
+    }
+
+
+def evaluate(rank: Callable[[str], Sequence[str]], queries: Sequence[LabelledQuery]) -> dict[str, float]:
+    """Return each metric averaged over the queries, ranking each with ``rank(query) -> slugs``."""
+    totals = dict.fromkeys(METRICS, 0.0)
+    for query in queries:
+        for name, value in score_ranking(rank(query.query), query.relevant).items():
+            totals[name] += value
+    return {name: round(total / len(queries), 4) if queries else 0.0 for name, total in totals.items()}

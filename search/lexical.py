@@ -1,0 +1,413 @@
+"""Lexical retrieval: whoosh analysis and index, with BM25F scores from a precomputed sparse matrix.
+
+whoosh is the index of record and the analyser: it tokenises and stems every
+field, keeps the documents and the vocabulary, and drives spelling correction
+and snippet highlighting. Scoring a query through whoosh's searcher costs ~30 ms
+at 10,000 articles, so the BM25F weight of every (article, term) pair is
+precomputed into a sparse matrix; a query then costs one column slice and a
+dot product (well under a millisecond).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+from whoosh import fields, index
+from whoosh.analysis import STOP_WORDS, Token, Tokenizer
+from whoosh.highlight import ContextFragmenter, HtmlFormatter, highlight
+from whoosh.lang.porter import stem as porter_stem
+
+from .articles import Article
+
+# Fields searched, in the order of the matrices, with their default BM25F weights.
+FIELDS = ("title", "questions", "headings", "tags", "body")
+# Chosen on the dev queries of ../shared/eval (one setting for all sets; README "Search quality").
+# Scaling every weight and k1 together changes nothing, so body is the unit of 0.25.
+DEFAULT_FIELD_WEIGHTS: Mapping[str, float] = {
+    "title": 2.0, "questions": 1.5, "headings": 0.5, "tags": 0.5, "body": 0.25,
+}
+DEFAULT_FIELD_B: Mapping[str, float] = {
+    "title": 1.0, "questions": 0.75, "headings": 0.5, "tags": 0.3, "body": 0.75,
+}
+DEFAULT_K1 = 1.5
+
+MAX_QUERY_CHARS = 1000  # longer input (a pasted e-mail) is cut: its start carries the question
+MAX_QUERY_TERMS = 32
+MAX_CORRECTED_WORDS = 6
+FUZZY_WEIGHT = 0.8  # a typo-corrected term counts a little less than an exact one
+PART_WEIGHT = 0.3  # each part of a code like TH-45-GRN, against 1.0 for the whole code
+
+# "us" is a country to a shop, not a stop word.
+_STOP = frozenset(STOP_WORDS - {"us"})
+# Words and codes: "TH-45-GRN", "e-mail", "3.5mm", "don't".
+_TOKEN_RE = r"\w+(?:['’\-_./]\w+)*"
+_SPLIT_RE = re.compile(r"['’\-_./]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_MD_LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_NOISE_RE = re.compile(r"<[^>]+>|^\s*(?:[-*+]|\d+\.)\s+|[*_`#>|~]+", re.MULTILINE)
+
+
+class ShopAnalyzer(Tokenizer):
+    """Words and codes, lowercased, stop words out, Porter-stemmed: in one pass over the text.
+
+    The same as ``RegexTokenizer | CompoundFilter | LowercaseFilter | StopFilter |
+    StemFilter`` (the tests hold it to that chain) but about four times faster,
+    which matters for indexing and for highlighting every result's snippet.
+    A hyphenated or dotted token is emitted as its parts and then whole
+    (``TH-45-GRN`` → ``th``, ``45``, ``grn``, ``th45grn``) so both forms match.
+    """
+
+    def __init__(self, stem: bool = True):
+        self.stem = stem
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ShopAnalyzer) and other.stem == self.stem
+
+    def __hash__(self) -> int:
+        return hash((ShopAnalyzer, self.stem))
+
+    def __call__(self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
+                 removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
+                 mode: str = "", **kwargs: Any) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        stem = self.stem
+        for number, match in enumerate(_TOKEN_PATTERN.finditer(value)):
+            text = match.group(0)
+            if _SPLIT_RE.search(text):
+                pieces, offset = [], 0
+                for part in _SPLIT_RE.split(text):
+                    if part:
+                        offset = text.index(part, offset)
+                        pieces.append((part, offset, offset + len(part)))
+                        offset += len(part)
+                pieces.append(("".join(p[0] for p in pieces), 0, len(text)))
+            else:
+                pieces = [(text, 0, len(text))]
+            for piece, begin, end in pieces:
+                word = piece.lower()
+                stopped = stem and word in _STOP
+                if stopped and removestops:
+                    continue
+                token.text = _stem(word) if stem and not stopped else word
+                token.stopped = stopped
+                token.boost = 1.0
+                if keeporiginal:
+                    token.original = piece
+                if positions:
+                    token.pos = start_pos + number
+                if chars:
+                    token.startchar = start_char + match.start() + begin
+                    token.endchar = start_char + match.start() + end
+                yield token
+
+
+_TOKEN_PATTERN = re.compile(_TOKEN_RE, re.UNICODE)
+_WORD_PATTERN = re.compile(r"[^\W\d_]+")
+_stem = lru_cache(maxsize=200_000)(porter_stem)
+
+
+def word_analyzer() -> ShopAnalyzer:
+    """Return the analyzer for unstemmed words (vocabulary and spelling)."""
+    return ShopAnalyzer(stem=False)
+
+
+def stem_analyzer() -> ShopAnalyzer:
+    """Return the analyzer every searched field uses: words, lowercase, stop words out, stems."""
+    return ShopAnalyzer()
+
+
+def schema() -> fields.Schema:
+    """Return the whoosh schema of the article index."""
+    text = {name: fields.TEXT(analyzer=stem_analyzer(), phrase=False) for name in FIELDS}
+    return fields.Schema(
+        slug=fields.ID(stored=True, unique=True),
+        content_hash=fields.ID(stored=True),
+        spell=fields.TEXT(analyzer=word_analyzer(), phrase=False),
+        **text,
+    )
+
+
+def markdown_text(markdown: str) -> str:
+    """Return Markdown as plain text for indexing: link text kept, targets and markup dropped."""
+    return _MD_NOISE_RE.sub(" ", _MD_LINK_RE.sub(r"\1", markdown))
+
+
+def article_fields(article: Article) -> dict[str, str]:
+    """Return the text of each searched field of an article."""
+    return {
+        "title": article.title,
+        "questions": "\n".join(article.questions),
+        "headings": "\n".join(s.heading for s in article.sections if s.heading),
+        "tags": " ".join((*article.tags, article.category)),
+        "body": markdown_text(f"{article.summary}\n{article.body}"),
+    }
+
+
+_ANALYZER = ShopAnalyzer()
+
+
+def stems(text: str) -> list[str]:
+    """Return the index terms of a text."""
+    return [t.text for t in _ANALYZER(text)]
+
+
+def clean_query(text: str) -> str:
+    """Return a query cut to a safe size, normalised, without control characters."""
+    text = unicodedata.normalize("NFKC", text[: MAX_QUERY_CHARS * 4])[:MAX_QUERY_CHARS]
+    return " ".join(_CONTROL_RE.sub(" ", text).split())
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass
+class TermCounts:
+    """Per-field term counts of a set of articles: one sparse docs × vocab matrix a field."""
+
+    vocab: dict[str, int]
+    counts: dict[str, sp.csr_matrix]
+
+    @classmethod
+    def empty(cls) -> TermCounts:
+        return cls({}, {f: sp.csr_matrix((0, 0), dtype=np.float32) for f in FIELDS})
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.counts[FIELDS[0]].shape[0])
+
+    def rows(self, docs: Sequence[int]) -> TermCounts:
+        """Return the counts of some articles only, in the order given."""
+        idx = np.asarray(docs, dtype=np.int64)
+        return TermCounts(self.vocab, {f: m[idx] for f, m in self.counts.items()})
+
+    def extended(self, articles: Sequence[Article]) -> TermCounts:
+        """Return these counts with rows for more articles appended (the vocabulary grows as needed)."""
+        vocab = dict(self.vocab)
+        new_rows: dict[str, list[Counter[str]]] = {f: [] for f in FIELDS}
+        for article in articles:
+            for name, text in article_fields(article).items():
+                new_rows[name].append(Counter(stems(text)))
+                for term in new_rows[name][-1]:
+                    vocab.setdefault(term, len(vocab))
+        counts = {}
+        for name in FIELDS:
+            data, cols, indptr = [], [], [0]
+            for counter in new_rows[name]:
+                cols.extend(vocab[t] for t in counter)
+                data.extend(counter.values())
+                indptr.append(len(cols))
+            added = sp.csr_matrix((np.asarray(data, np.float32), np.asarray(cols, np.int32), indptr),
+                                  shape=(len(articles), len(vocab)))
+            old = self.counts[name]
+            old = sp.csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], len(vocab)))
+            counts[name] = sp.vstack([old, added], format="csr")
+        return TermCounts(vocab, counts)
+
+    def save(self, directory: Path) -> None:
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        (directory / "vocab.txt").write_text("\n".join(terms), encoding="utf-8")
+        for name, matrix in self.counts.items():
+            sp.save_npz(directory / f"tf_{name}.npz", matrix, compressed=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> TermCounts:
+        text = (directory / "vocab.txt").read_text(encoding="utf-8")
+        terms = text.split("\n") if text else []
+        counts = {name: sp.load_npz(directory / f"tf_{name}.npz").tocsr() for name in FIELDS}
+        return cls({t: i for i, t in enumerate(terms)}, counts)
+
+
+def write_whoosh(directory: Path, articles: Sequence[Article], removed: Iterable[str] = (),
+                 replace: Iterable[str] = ()) -> None:
+    """Add articles, replace those whose slug is in ``replace``, delete removed slugs."""
+    if index.exists_in(str(directory)):
+        ix = index.open_dir(str(directory))
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        ix = index.create_in(str(directory), schema())
+    writer = ix.writer(limitmb=128)
+    replace = set(replace)
+    try:
+        for slug in removed:
+            writer.delete_by_term("slug", slug)
+        for article in articles:
+            texts = article_fields(article)
+            # Spelling needs each word once a document (its document frequency), not every occurrence.
+            words = " ".join(dict.fromkeys(_WORD_PATTERN.findall(" ".join(texts.values()))))
+            add = writer.update_document if article.slug in replace else writer.add_document
+            add(slug=article.slug, content_hash=article.content_hash, spell=words, **texts)
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit()
+    ix.close()
+
+
+# --------------------------------------------------------------------------- querying
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """Weighted index terms of a query, with the typo corrections that were applied."""
+
+    text: str
+    terms: dict[str, float]
+    corrections: dict[str, str] = field(default_factory=dict)
+    words: dict[str, str] = field(default_factory=dict)  # index term -> the query word it came from
+
+    def matches(self, text: str) -> float:
+        """Return how well a passage of text matches, fast: the weights of query words found in it.
+
+        A substring test on the lowercased text stands in for analysis; it is only
+        used to choose which section of an already-ranked article to link to.
+        """
+        lower = text.lower()
+        return sum(w for t, w in self.terms.items() if t in lower or self.words.get(t, t) in lower)
+
+    @property
+    def suggestion(self) -> str | None:
+        """Return the query with misspelt words corrected, or None when nothing was corrected."""
+        if not self.corrections:
+            return None
+        return re.sub(r"\w+", lambda m: self.corrections.get(m.group(0).lower(), m.group(0)), self.text)
+
+
+class LexicalIndex:
+    """BM25F over the article fields, read from a built index folder."""
+
+    def __init__(self, directory: Path, counts: TermCounts, *,
+                 weights: Mapping[str, float] = DEFAULT_FIELD_WEIGHTS,
+                 b: Mapping[str, float] = DEFAULT_FIELD_B, k1: float = DEFAULT_K1):
+        self.vocab = counts.vocab
+        self._ix = index.open_dir(str(directory), readonly=True)
+        self._reader = self._ix.reader()
+        # The index's own vocabulary of unstemmed words, by first letter (typos rarely hit the first one).
+        self._words: dict[str, list[str]] = {}
+        for raw in self._reader.lexicon("spell"):
+            word = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            if word.isalpha():
+                self._words.setdefault(word[0], []).append(word)
+        self.matrix = bm25f_matrix(counts, weights=weights, b=b, k1=k1)
+        self.doc_freq = np.diff(self.matrix.indptr)
+
+    def close(self) -> None:
+        self._reader.close()
+        self._ix.close()
+
+    def parse(self, text: str) -> ParsedQuery:
+        """Turn any string into weighted index terms; never raises, unknown words get typo-corrected."""
+        text = clean_query(text)
+        terms: dict[str, float] = {}
+        corrections: dict[str, str] = {}
+        words: dict[str, str] = {}
+        for raw in _TOKEN_PATTERN.finditer(text):
+            if len(terms) >= MAX_QUERY_TERMS:
+                break
+            word = raw.group(0).lower()
+            parts = [p for p in _SPLIT_RE.split(word) if p]
+            if len(parts) > 1:  # a code like TH-45-GRN: the whole code counts most, its parts a little
+                self._add(terms, corrections, words, "".join(parts), 1.0)
+                for part in parts:
+                    self._add(terms, corrections, words, part, PART_WEIGHT)
+            else:
+                self._add(terms, corrections, words, word, 1.0)
+        return ParsedQuery(text, terms, corrections, words)
+
+    def _add(self, terms: dict[str, float], corrections: dict[str, str], words: dict[str, str], word: str,
+             weight: float) -> None:
+        """Add a query word's index term, or the term of its spelling correction at a lower weight."""
+        if word in _STOP:
+            return
+        stem = _stemmer_one(word)
+        if self._known(stem):
+            assert stem is not None
+            terms[stem] = max(terms.get(stem, 0.0), weight)
+            words.setdefault(stem, word)
+            return
+        if len(corrections) >= MAX_CORRECTED_WORDS or len(word) < 4 or not word.isalpha():
+            return
+        for fix in self.correct(word):
+            fixed = _stemmer_one(fix)
+            if fixed is not None and self._known(fixed):
+                corrections.setdefault(word, fix)
+                terms[fixed] = max(terms.get(fixed, 0.0), weight * FUZZY_WEIGHT)
+                words.setdefault(fixed, fix)
+
+    def correct(self, word: str, limit: int = 1) -> list[str]:
+        """Return index words close to a misspelt one: fewest edits first, then the most common.
+
+        Edits count a swap of two neighbouring letters as one (``refnud`` → ``refund``);
+        words of up to 7 letters may be one edit away, longer ones two.
+        """
+        maxdist = 1 if len(word) <= 7 else 2
+        found = process.extract(word, self._words.get(word[0], []), scorer=OSA.distance,
+                                score_cutoff=maxdist, limit=50)
+        ranked = sorted(found, key=lambda m: (m[1], -self._reader.doc_frequency("spell", m[0]), m[0]))
+        return [match[0] for match in ranked[:limit] if match[0] != word]
+
+    def _known(self, stem: str | None) -> bool:
+        term = self.vocab.get(stem) if stem else None
+        return term is not None and term < len(self.doc_freq) and bool(self.doc_freq[term])
+
+    def scores(self, query: ParsedQuery) -> np.ndarray:
+        """Return the BM25F score of every article for a parsed query."""
+        n_docs = self.matrix.shape[1]
+        if not query.terms:
+            return np.zeros(n_docs, dtype=np.float32)
+        ids = np.fromiter((self.vocab[t] for t in query.terms), dtype=np.int64)
+        weights = np.fromiter(query.terms.values(), dtype=np.float32)
+        return np.asarray(self.matrix[ids].T @ weights, dtype=np.float32).ravel()
+
+    def snippet(self, text: str, terms: Iterable[str], *, surround: int = 60, top: int = 2) -> str:
+        """Return an HTML-escaped excerpt of ``text`` with the matched terms in ``<mark>``."""
+        formatter = _MarkFormatter(between=" … ")
+        fragmenter = ContextFragmenter(maxchars=240, surround=surround)
+        marked = highlight(text, frozenset(terms), _ANALYZER, fragmenter, formatter, top=top)
+        return " ".join((marked or "").split())
+
+
+def _stemmer_one(word: str) -> str | None:
+    out = stems(word)
+    return out[-1] if out else None
+
+
+class _MarkFormatter(HtmlFormatter):
+    template = "<mark>%(t)s</mark>"
+
+
+def bm25f_matrix(counts: TermCounts, *, weights: Mapping[str, float], b: Mapping[str, float],
+                 k1: float) -> sp.csr_matrix:
+    """Return the terms × articles matrix of BM25F weights: idf · tf̃ / (k1 + tf̃).
+
+    tf̃ sums each field's term count, weighted by the field's weight and
+    normalised by its length against the field's average length (BM25F,
+    Robertson & Zaragoza 2009).
+    """
+    n_docs, n_terms = counts.n_docs, len(counts.vocab)
+    combined = sp.csr_matrix((n_docs, n_terms), dtype=np.float32)
+    for name in FIELDS:
+        matrix = counts.counts[name]
+        matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(n_docs, n_terms))
+        lengths = np.asarray(matrix.sum(axis=1), dtype=np.float32).ravel()
+        average = float(lengths.mean()) if n_docs and lengths.mean() > 0 else 1.0
+        norm = (1.0 - b[name]) + b[name] * lengths / average
+        combined = combined + sp.diags(weights[name] / norm) @ matrix
+    combined = sp.csr_matrix(combined, dtype=np.float32)
+    combined.eliminate_zeros()
+    doc_freq = np.bincount(combined.indices, minlength=n_terms).astype(np.float32)
+    idf = np.log1p((n_docs - doc_freq + 0.5) / (doc_freq + 0.5)).astype(np.float32)
+    combined.data = combined.data / (k1 + combined.data)
+    weighted = combined @ sp.diags(idf)
+    return sp.csr_matrix(weighted.T, dtype=np.float32)
+

@@ -1,0 +1,182 @@
+"""Index builds: incremental by content hash, atomic publication, crash safety, lexical fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from search import IndexMissing, SearchEngine, build_index
+from search.store import IndexStore
+from tests.fakes import BrokenEmbedder, HashingEmbedder
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_unchanged_corpus_embeds_nothing_and_publishes_nothing(corpus, tmp_path, fake_embedder):
+    """Re-indexing an unchanged folder embeds no text and keeps the same generation."""
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert first.added == 12 and first.embedded > 0
+    fake_embedder.encoded.clear()
+    again = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert again.unchanged and again.generation == first.generation
+    assert fake_embedder.encoded == []
+
+
+def test_touching_files_parses_nothing_new(corpus, tmp_path, fake_embedder):
+    """A new modification time with the same content embeds nothing and publishes nothing."""
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    for path in corpus.rglob("*.md"):
+        os.utime(path, (time.time() + 5, time.time() + 5))
+    fake_embedder.encoded.clear()
+    again = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert again.unchanged and again.generation == first.generation and fake_embedder.encoded == []
+
+
+def test_one_changed_article_reembeds_only_that_article(corpus, tmp_path, fake_embedder):
+    """After one article changes, only its new passages are embedded; search sees the change."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    _edit(corpus / "shipping/contact-us.md", "Our team answers chat, phone and email.",
+          "Our team answers chat, phone, email and carrier pigeons.")
+    fake_embedder.encoded.clear()
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert (report.changed, report.added, report.removed) == (1, 0, 0)
+    assert fake_embedder.encoded and all("Contact customer service" in t for t in fake_embedder.encoded)
+    assert len(fake_embedder.encoded) == 1  # only the edited intro chunk: the article's other passages are cached
+    engine = SearchEngine(tmp_path / "ix", fake_embedder)
+    assert engine.search("pigeons", mode="lexical").hits[0].slug == "contact-us"
+
+
+def test_added_and_removed_articles(corpus, tmp_path, fake_embedder):
+    """New files are added and deleted files disappear from results."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    (corpus / "orders/cancel-an-order.md").unlink()
+    (corpus / "orders/gift-cards.md").write_text(textwrap.dedent("""\
+        ---
+        title: Gift cards
+        ---
+        Gift cards are valid for 24 months.
+        """))
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert (report.added, report.removed) == (1, 1)
+    engine = SearchEngine(tmp_path / "ix", fake_embedder)
+    assert engine.search("gift cards valid", mode="lexical").hits[0].slug == "gift-cards"
+    assert "cancel-an-order" not in [h.slug for h in engine.search("cancel", mode="lexical", limit=50).hits]
+
+
+def test_broken_and_duplicate_articles_are_left_out_and_reported(corpus, tmp_path, fake_embedder):
+    """A file with bad front-matter or a repeated slug is reported; the others are indexed."""
+    (corpus / "orders/broken.md").write_text("---\ntitle: [unclosed\n---\nBody\n")
+    (corpus / "returns/track-your-order.md").write_text("---\ntitle: Duplicate\n---\nBody\n")
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert report.articles == 12
+    messages = [str(e) for e in report.errors]
+    assert any("broken.md" in m and "invalid YAML" in m for m in messages)
+    assert any("returns/track-your-order.md" in m and "already the slug" in m for m in messages)
+
+
+def test_reader_keeps_its_generation_until_refresh(corpus, tmp_path, fake_embedder):
+    """An open engine answers from its generation and switches only when a newer one is published."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    engine = SearchEngine(tmp_path / "ix", fake_embedder)
+    before = engine.generation
+    _edit(corpus / "shipping/contact-us.md", "Opening hours", "Opening hours and holidays")
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert engine.generation == before
+    assert engine.search("holidays", mode="lexical").total == 0
+    assert engine.refresh() and engine.generation != before
+    assert engine.search("holidays", mode="lexical").hits[0].slug == "contact-us"
+
+
+def test_crash_mid_build_leaves_previous_index_usable(corpus, tmp_path):
+    """A build killed while embedding publishes nothing; the old index still answers; the next build works."""
+    index = tmp_path / "ix"
+    build_index(corpus, index, HashingEmbedder())
+    published = IndexStore(index).current_name()
+    for n in range(40):
+        (corpus / "orders" / f"new-{n}.md").write_text(f"---\ntitle: New article {n}\n---\nText {n}\n")
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = [{str(Path(__file__).parent.parent)!r}]
+        from tests.fakes import HashingEmbedder
+        from search import build_index
+        class Slow(HashingEmbedder):
+            def encode(self, texts, progress=None):
+                print("embedding", flush=True)
+                time.sleep(60)
+        build_index({str(corpus)!r}, {str(index)!r}, Slow())
+    """)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "embedding"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert IndexStore(index).current_name() == published
+    assert list(index.glob(".tmp-gen-*"))  # the half-built generation was left behind, unpublished
+    engine = SearchEngine(index, HashingEmbedder())
+    assert engine.search("tracking number", mode="lexical").hits[0].slug == "track-your-order"
+    report = build_index(corpus, index, HashingEmbedder())
+    assert report.added == 40 and not list(index.glob(".tmp-gen-*"))
+
+
+def test_old_generations_are_collected(corpus, tmp_path, fake_embedder):
+    """Only the current and the previous generation stay on disk."""
+    for n in range(4):
+        (corpus / "orders" / f"extra-{n}.md").write_text(f"---\ntitle: Extra {n}\n---\nBody {n}\n")
+        build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert len(list((tmp_path / "ix").glob("gen-*"))) == 2
+
+
+def test_manifest_records_every_file(corpus, tmp_path, fake_embedder):
+    """The manifest lists each file's size, so a truncated index is detected on open."""
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    folder = tmp_path / "ix" / report.generation
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["dense"] is True and "vectors.npy" in manifest["files"]
+    with open(folder / "vectors.npy", "r+b") as handle:
+        handle.truncate(10)
+    with pytest.raises(Exception, match="truncated"):
+        SearchEngine(tmp_path / "ix", fake_embedder)
+
+
+def test_no_index_yet_is_a_clear_error(tmp_path, fake_embedder):
+    """Opening an empty folder says to run kb index."""
+    with pytest.raises(IndexMissing, match="kb index"):
+        SearchEngine(tmp_path / "nothing", fake_embedder)
+
+
+def test_model_that_cannot_load_falls_back_to_lexical(corpus, tmp_path, caplog):
+    """Without a usable model the index is lexical-only, and search answers with a fallback flag."""
+    report = build_index(corpus, tmp_path / "ix", BrokenEmbedder())
+    assert not report.dense
+    engine = SearchEngine(tmp_path / "ix", BrokenEmbedder())
+    results = engine.search("tracking number")
+    assert results.fallback and results.hits[0].slug == "track-your-order"
+    assert results.hits[0].dense_score is None
+
+
+def test_model_failing_at_query_time_falls_back_and_warns(corpus, tmp_path, fake_embedder, caplog):
+    """A dense index with a model that fails to load answers lexically, flags it, and logs a warning."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    engine = SearchEngine(tmp_path / "ix", BrokenEmbedder())
+    with caplog.at_level("WARNING"):
+        results = engine.search("refund")
+    assert results.fallback and results.hits and results.hits[0].slug == "refund-timescales"
+    assert "semantic search unavailable" in caplog.text
+    assert engine.search("refund", mode="lexical").fallback is False
+
+
+def test_lexical_index_gains_vectors_when_the_model_returns(corpus, tmp_path, fake_embedder):
+    """After a lexical-only build, a build with a working model adds the vectors."""
+    build_index(corpus, tmp_path / "ix", BrokenEmbedder())
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert report.dense and report.embedded > 0
+    assert SearchEngine(tmp_path / "ix", fake_embedder).search("refund").fallback is False

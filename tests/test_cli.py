@@ -1,0 +1,107 @@
+"""The kb command: index, search, eval and bench as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import CORPUS
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_index_then_search_json(runner):
+    """kb index builds with a progress report; kb search --json prints ranked hits with scores."""
+    result = runner.invoke(args=["index"])
+    assert result.exit_code == 0, result.output
+    assert "Published index gen-000001: 12 articles" in result.output
+    again = runner.invoke(args=["index"])
+    assert "up to date" in again.output
+    result = runner.invoke(args=["search", "refund gift card", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["mode"] == "hybrid" and data["total"] >= 1
+    hit = data["hits"][0]
+    assert hit["slug"] == "refund-timescales" and hit["url"].startswith("/articles/refund-timescales")
+    assert {"score", "lexical_score", "dense_score", "snippet", "anchor"} <= hit.keys()
+
+
+def test_search_text_output_marks_terms_and_suggests(runner):
+    """The plain output shows the did-you-mean line, titles, URLs and bracketed matches."""
+    runner.invoke(args=["index"])
+    result = runner.invoke(args=["search", "refnud", "--mode", "lexical"])
+    assert result.exit_code == 0
+    assert "Did you mean: refund" in result.output
+    assert "/articles/refund-timescales#" in result.output and "[refund]" in result.output
+
+
+def test_search_without_index_says_what_to_do(runner):
+    """Searching before indexing is a one-line error, not a traceback."""
+    result = runner.invoke(args=["search", "refund"])
+    assert result.exit_code == 1
+    assert "run 'kb index' first" in result.output and "Traceback" not in result.output
+
+
+def test_index_reports_broken_articles_and_indexes_the_rest(runner, app):
+    """A broken article is named with file and line, and left out."""
+    (Path(app.config["ARTICLES_DIR"]) / "orders/bad.md").write_text("---\ntitle: [oops\n---\n")
+    result = runner.invoke(args=["index"])
+    assert result.exit_code == 0
+    assert "bad.md:3: invalid YAML" in result.output and "12 articles" in result.output
+
+
+def test_index_output_folder(runner, tmp_path):
+    """kb index --output writes the index where asked."""
+    result = runner.invoke(args=["index", "--output", str(tmp_path / "shared-index")])
+    assert result.exit_code == 0
+    assert (tmp_path / "shared-index" / "CURRENT").exists()
+
+
+def test_eval_json_has_exactly_the_documented_shape(runner, tmp_path):
+    """kb eval --json prints one object with articles, queries and every metric for every mode."""
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"query": "refund", "relevant": ["refund-timescales"]}\n'
+                       '{"query": "tracking number", "relevant": ["track-your-order"]}\n')
+    result = runner.invoke(args=["eval", "--articles", str(CORPUS), "--queries", str(queries), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"articles", "queries", "modes"}
+    assert data["articles"] == 12 and data["queries"] == 2
+    assert set(data["modes"]) == {"lexical", "dense", "hybrid"}
+    for metrics in data["modes"].values():
+        assert set(metrics) == {"ndcg@10", "mrr@10", "recall@5", "recall@10", "hit@1"}
+    assert data["modes"]["lexical"]["hit@1"] == 1.0
+
+
+def test_eval_min_ndcg_fails_below_threshold(runner, tmp_path):
+    """--min-ndcg exits non-zero when hybrid nDCG@10 is too low, and zero when it is met."""
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"query": "refund", "relevant": ["sizing-guide"]}\n')
+    failed = runner.invoke(args=["eval", "--articles", str(CORPUS), "--queries", str(queries),
+                                 "--min-ndcg", "0.9"])
+    assert failed.exit_code == 1 and "below --min-ndcg" in failed.output
+    passed = runner.invoke(args=["eval", "--articles", str(CORPUS), "--queries", str(queries),
+                                 "--min-ndcg", "0"])
+    assert passed.exit_code == 0
+
+
+def test_eval_bad_query_file_names_the_line(runner, tmp_path):
+    """A malformed query file is reported with file and line."""
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"query": "refund", "relevant": ["x"]}\n{"query": 3}\n')
+    result = runner.invoke(args=["eval", "--articles", str(CORPUS), "--queries", str(queries)])
+    assert result.exit_code == 1 and "q.jsonl:2:" in result.output
+
+
+def test_bench_json_has_exactly_the_documented_shape(runner):
+    """kb bench --json prints one object with build, update, no-op, memory and latency figures."""
+    result = runner.invoke(args=["bench", "--articles", "40", "--queries", "20", "--json",
+                                 "--seed-articles", str(ROOT / "articles")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"articles", "build_seconds", "update_one_seconds", "noop_reindex_seconds", "peak_rss_mb",
+            "latency_ms"} <= set(data)
+    assert data["articles"] == 40 and data["noop_embedded"] == 0 and data["update_one_embedded"] >= 1
+    assert set(data["latency_ms"]) == {"lexical", "dense", "hybrid"}
+    for cut in data["latency_ms"].values():
+        assert 0 < cut["p50"] <= cut["p95"] <= cut["p99"]

@@ -1,0 +1,95 @@
+"""Integration: the real model over the fixture corpus — meaning, codes, typos, deep links, explanation."""
+
+from __future__ import annotations
+
+import pytest
+
+from search import SearchConfig, SearchEngine
+from search.lexical import stems
+
+pytestmark = pytest.mark.model
+
+
+def test_meaning_match_with_no_shared_words(real_engine: SearchEngine):
+    """A question sharing no word with the article still finds it first, through embeddings."""
+    results = real_engine.search("lost my login details")
+    best = results.hits[0]
+    assert best.slug == "account-password"
+    assert best.lexical_score == 0.0
+    assert best.dense_score is not None and best.dense_score > 0.3
+    lexical = real_engine.search("lost my login details", mode="lexical")
+    assert "account-password" not in [h.slug for h in lexical.hits]
+
+
+def test_exact_product_code_that_embeddings_alone_miss(real_index, real_embedder):
+    """A bare part number is found by its exact token; ranked by meaning alone it is not first."""
+    everything = SearchEngine(real_index, real_embedder, SearchConfig(min_dense_score=-1.0))
+    dense = everything.search("30910", mode="dense")
+    assert dense.hits[0].slug != "stove-recall"
+    hybrid = everything.search("30910")
+    assert hybrid.hits[0].slug == "stove-recall"
+    assert hybrid.hits[0].anchor == "get-a-replacement-valve"
+
+
+def test_hyphenated_code_beats_its_parts(real_engine: SearchEngine):
+    """TH-45-BLU ranks the article holding that exact code above one holding TH-45-GRN twice."""
+    assert real_engine.search("TH-45-BLU", mode="lexical").hits[0].slug == "backpack-fitting"
+    assert real_engine.search("TH-45-BLU").hits[0].slug == "backpack-fitting"
+
+
+@pytest.mark.parametrize(("typo", "slug", "word"), [
+    ("refnud", "refund-timescales", "refund"),
+    ("shiping", "delivery-times", "shipping"),
+])
+def test_typos_find_the_article_and_suggest_the_word(real_engine: SearchEngine, typo, slug, word):
+    """A misspelt word matches the right article in every mode that reads words, and is suggested."""
+    for mode in ("lexical", "hybrid"):
+        results = real_engine.search(typo, mode=mode)
+        assert results.hits[0].slug == slug, mode
+        assert results.suggestion == word
+
+
+def test_common_words_are_not_corrected(real_engine: SearchEngine):
+    """A real word the corpus lacks is not 'corrected' into an unrelated one ('should' is not 'sold')."""
+    assert real_engine.search("how big should my jacket be").suggestion is None
+
+
+def test_hit_links_to_the_best_section(real_engine: SearchEngine):
+    """The hit's URL carries the anchor of the section that answers the query."""
+    hit = real_engine.search("how much is next-day delivery in the UK").hits[0]
+    assert hit.slug == "delivery-times"
+    assert hit.anchor == "united-kingdom"
+    assert hit.url == "/articles/delivery-times#united-kingdom"
+    assert hit.section == "United Kingdom"
+
+
+def test_hit_explains_itself(real_engine: SearchEngine):
+    """Each hit carries the fused score, both retrievers' scores, and a snippet with terms marked."""
+    hit = real_engine.search("refund gift card").hits[0]
+    assert hit.slug == "refund-timescales"
+    assert hit.lexical_score > 0 and hit.dense_score is not None and 0 < hit.score <= 1
+    assert "<mark>" in hit.snippet and "</mark>" in hit.snippet
+    marked = {w.lower() for w in hit.snippet.replace("</mark>", "<mark>").split("<mark>")[1::2]}
+    assert {s for w in marked for s in stems(w)} <= {"refund", "gift", "card"}
+
+
+def test_drafts_are_not_searchable(real_engine: SearchEngine):
+    """An article with draft: true is left out of the index."""
+    results = real_engine.search("gift wrapping", limit=20)
+    assert "draft-gift-wrapping" not in [h.slug for h in results.hits]
+
+
+def test_category_filter_and_pagination(real_engine: SearchEngine):
+    """Category filters results; pages do not overlap and the total counts every match."""
+    only = real_engine.search("spare parts", category="products", limit=20)
+    assert only.hits and {h.category for h in only.hits} == {"products"}
+    first = real_engine.search("order", limit=2)
+    second = real_engine.search("order", limit=2, offset=2)
+    assert first.total == second.total >= 4
+    assert not {h.slug for h in first.hits} & {h.slug for h in second.hits}
+
+
+def test_nonsense_finds_nothing(real_engine: SearchEngine):
+    """A query matching no word and close to no article's meaning gives zero results."""
+    results = real_engine.search("zxqv wmbt")
+    assert results.total == 0 and results.hits == []

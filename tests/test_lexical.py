@@ -1,0 +1,105 @@
+"""Lexical search: any query string is safe and fast; codes, stems and typos; snippets are escaped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from search import SearchEngine, build_index
+from search.lexical import MAX_QUERY_CHARS, clean_query, stems
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    from tests.conftest import CORPUS
+    from tests.fakes import HashingEmbedder
+
+    index = tmp_path_factory.mktemp("lexical-index")
+    build_index(CORPUS, index, HashingEmbedder())
+    return SearchEngine(index, HashingEmbedder())
+
+
+ODD_QUERIES = [
+    "NOT OR foo", "(((", '"unclosed', "*", "?", "AND", "title:refund", "refund^5", "a" * 100_000,
+    "refund " * 20_000, "\x00\x01\x02 refund \x1b[31m", "📦📦 where is my 📦", "ﬁnd my ｒｅｆｕｎｄ",
+    "", "   ", "-refund", "refund~2", "[to TO]", "{}", "\\", "'; DROP TABLE articles; --", "<script>alert(1)</script>",
+]
+
+
+@pytest.mark.parametrize("query", ODD_QUERIES, ids=range(len(ODD_QUERIES)))
+def test_odd_queries_never_raise_and_stay_fast(engine: SearchEngine, query: str):
+    """Operators, broken syntax, huge pastes, control characters and emoji return a list quickly."""
+    for mode in ("lexical", "hybrid"):
+        started = time.perf_counter()
+        results = engine.search(query, mode=mode)
+        assert (time.perf_counter() - started) < 0.5
+        assert isinstance(results.hits, list) and results.total >= len(results.hits)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=3000))
+def test_any_text_parses_within_100_ms(engine: SearchEngine, text: str):
+    """Property: parsing any string never raises and takes under 100 ms."""
+    started = time.perf_counter()
+    parsed = engine._gen.lexical.parse(text)
+    assert time.perf_counter() - started < 0.1
+    assert all(weight > 0 for weight in parsed.terms.values())
+    assert len(parsed.text) <= MAX_QUERY_CHARS
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["refund", "OR", "NOT", "(", ")", '"', "*", "~", "^", ":", "-", "📦", "\x00",
+                                 "TH-45-GRN", "shiping"]), max_size=30).map(" ".join))
+def test_any_operator_soup_returns_results_or_nothing(engine: SearchEngine, query: str):
+    """Property: combinations of query-language symbols are plain input, never an error."""
+    results = engine.search(query, mode="lexical")
+    assert results.total == len(results.hits) or results.total > 10
+
+
+def test_huge_paste_is_cut_not_rejected(engine: SearchEngine):
+    """A 100 kB paste is searched by its beginning."""
+    paste = "Where is my tracking number? " + "blah " * 20_000
+    assert len(paste) > 100_000
+    assert engine.search(paste, mode="lexical").hits[0].slug == "track-your-order"
+
+
+def test_clean_query_removes_controls_and_normalises():
+    """Control characters go, compatibility forms are normalised, whitespace is collapsed."""
+    assert clean_query("ﬁnd\x00\tmy\n\nｒｅｆｕｎｄ") == "find my refund"
+
+
+def test_stemming_matches_word_forms(engine: SearchEngine):
+    """'refunded' and 'refunds' match 'refund'; stop words alone match nothing."""
+    assert stems("refunded refunds refunding") == ["refund"] * 3
+    assert engine.search("refunded", mode="lexical").hits[0].slug == "refund-timescales"
+    assert engine.search("the and of", mode="lexical").total == 0
+
+
+def test_codes_are_whole_tokens_and_parts():
+    """A product code is indexed whole and by its parts, so TH45GRN and 'TH 45' both match."""
+    assert stems("TH-45-GRN") == ["th", "45", "grn", "th45grn"]
+    assert stems("e-mail") == ["e", "mail", "email"]
+
+
+def test_us_is_not_a_stop_word():
+    """'US' matters to a shop that ships there."""
+    assert "us" in stems("shipping to the US")
+
+
+def test_snippet_escapes_html(engine: SearchEngine):
+    """Snippets escape article text and only add <mark> tags."""
+    snippet = engine._gen.lexical.snippet("Refunds <script>alert(1)</script> & more", ["refund"])
+    assert snippet == "<mark>Refunds</mark> &lt;script&gt;alert(1)&lt;/script&gt; &amp; more"
+
+
+def test_bad_mode_or_limit_is_a_query_error(engine: SearchEngine):
+    """Unknown modes and out-of-range limits raise QueryError, a ValueError with a clear message."""
+    from search import QueryError
+
+    with pytest.raises(QueryError, match="mode"):
+        engine.search("refund", mode="fuzzy")
+    with pytest.raises(QueryError, match="limit"):
+        engine.search("refund", limit=0)
