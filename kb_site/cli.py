@@ -169,14 +169,13 @@ def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, m
         for error in report.errors:
             click.echo(f"{error}  (left out)", err=True)
         engine = SearchEngine(tmp, svc.embedder(), search_config(svc.config))
-        known = {d["slug"] for d in engine._gen.docs}
+        known = set(engine.slugs())
         for query in queries:
             for slug in sorted(query.relevant - known):
                 click.echo(f"warning: query {query.query!r} names no article '{slug}'", err=True)
         modes = [m for m in ("lexical", "dense", "hybrid") if m == "lexical" or report.dense]
         scores = {mode: evaluate(lambda q, m=mode: [h.slug for h in engine.search(q, limit=10, mode=m).hits],
                                  queries) for mode in modes}
-        engine.close()
     if as_json:
         click.echo(json.dumps({"articles": report.articles, "queries": len(queries), "modes": scores}))
     else:

@@ -127,7 +127,6 @@ def run_bench(n: int, queries: int, seed_dir: Path, embedder: Embedder | None, *
                 times.append((time.perf_counter() - tick) * 1000)
             if len(times) >= 2:
                 latency[mode] = _percentiles(times)
-        engine.close()
     return {
         "articles": n,
         "build_seconds": round(build_seconds, 2),

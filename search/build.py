@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import numpy as np
 
 from .articles import Article, ArticleError, article_paths, load_article
 from .dense import DenseIndex
-from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, text_key
+from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
 from .lexical import TermCounts, markdown_text, write_whoosh
 from .store import IndexCorrupt, IndexStore
 
@@ -155,41 +156,58 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
         try:
             keep_rows = [old_index[s] for s in keep]
             if old.path is not None:
-                shutil.copytree(old.path / "whoosh", folder / "whoosh", ignore=shutil.ignore_patterns("*LOCK*"))
+                # Hard links: whoosh never rewrites a file in place (new segments, a new TOC), so the
+                # new generation can share the old one's files instead of copying them.
+                shutil.copytree(old.path / "whoosh", folder / "whoosh", ignore=shutil.ignore_patterns("*LOCK*"),
+                                copy_function=_link_or_copy)
                 counts = TermCounts.load(old.path).rows(keep_rows)
             else:
                 counts = TermCounts.empty()
             _tick(progress, "analyse", 0, len(fresh))
             write_whoosh(folder / "whoosh", fresh, removed, replace=[a.slug for a in fresh if a.slug in old_index])
             counts.extended(fresh).save(folder)
+            del counts
             _tick(progress, "analyse", len(fresh), len(fresh))
+            docs = [old.docs[i] for i in keep_rows] + [_doc_record(a) for a in fresh]
+            (folder / "docs.json").write_text(json.dumps(docs))
+            passages = DenseIndex.build_arrays(fresh)
+            replaced = [old_index[a.slug] for a in fresh if a.slug in old_index]
+            added = len(fresh) - changed
+            del fresh, parsed, docs  # keep memory for the model while embedding
+            release_memory()
             embedded, dense = 0, False
             if want_dense:
                 assert embedder is not None
                 try:
-                    embedded = _write_dense(folder, fresh, keep_rows, old.path if old.dense else None,
+                    embedded = _write_dense(folder, passages, keep_rows, replaced, old.path if old.dense else None,
                                             embedder, EmbeddingCache(cache_path or store.cache_path), progress)
                     dense = True
                 except EmbedderUnavailable as exc:
                     log.warning("building a lexical-only index: %s", exc)
-            docs = [old.docs[i] for i in keep_rows] + [_doc_record(a) for a in fresh]
-            (folder / "docs.json").write_text(json.dumps(docs))
             (folder / "files.json").write_text(json.dumps(files))
             final = store.publish(folder, {
-                "articles": len(docs), "dense": dense,
+                "articles": len(keep_rows) + added + changed, "dense": dense,
                 "model": embedder.name if dense and embedder else None, "built_at": time.time(),
             })
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-    return BuildReport(final.name, len(docs), len(fresh) - changed, changed, len(removed), embedded, dense,
+    return BuildReport(final.name, len(keep_rows) + added + changed, added, changed, len(removed), embedded, dense,
                        time.perf_counter() - started, tuple(errors))
 
 
-def _write_dense(folder: Path, fresh: list[Article], keep_rows: list[int], old_path: Path | None,
-                 embedder: Embedder, cache: EmbeddingCache, progress: Progress | None) -> int:
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
+                 keep_rows: list[int], replaced: list[int], old_path: Path | None, embedder: Embedder,
+                 cache: EmbeddingCache, progress: Progress | None) -> int:
     """Write passage vectors: the kept articles' rows copied, the fresh articles' embedded (or cached)."""
-    texts, owners, kinds, sections = DenseIndex.build_arrays(fresh)
+    texts, owners, kinds, sections = passages
     owners = owners + len(keep_rows)
     keys = [text_key(t) for t in texts]
     parts: list[tuple[np.ndarray, ...]] = []
@@ -204,8 +222,9 @@ def _write_dense(folder: Path, fresh: list[Article], keep_rows: list[int], old_p
         rows = rows[np.argsort(new_owner[rows], kind="stable")]
         parts.append((np.asarray(vectors[rows]), new_owner[rows].astype(np.int32), arrays["kinds"][rows],
                       arrays["sections"][rows], arrays["keys"][rows]))
-        # A fresh article often repeats text of its previous version: reuse those vectors too.
-        known = {bytes(k): vectors[i] for i, k in enumerate(arrays["keys"])}
+        # An edited article mostly repeats its previous version: reuse those passages' vectors.
+        again = np.flatnonzero(np.isin(arrays["owners"], replaced))
+        known = {bytes(arrays["keys"][i]): np.asarray(vectors[i]) for i in again}
     todo = len({k for k in keys if k not in known})
     done = [0]
 

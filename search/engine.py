@@ -124,6 +124,10 @@ class SearchEngine:
     def articles(self) -> int:
         return len(self._gen.docs)
 
+    def slugs(self) -> list[str]:
+        """Return the slugs of the indexed articles."""
+        return [d["slug"] for d in self._gen.docs]
+
     def refresh(self) -> bool:
         """Switch to a newer published generation if there is one; return whether it switched."""
         if self.store.current_name() == self._gen.name:
@@ -131,12 +135,8 @@ class SearchEngine:
         with self._lock:
             if self.store.current_name() == self._gen.name:
                 return False
-            old, self._gen = self._gen, self._open()
-        old.lexical.close()
+            self._gen = self._open()  # requests still running finish on the old one; nothing to close
         return True
-
-    def close(self) -> None:
-        self._gen.lexical.close()
 
     def encode_query(self, text: str) -> np.ndarray | None:
         """Return the query's vector, or None (with a logged warning, once) when the model is unavailable."""

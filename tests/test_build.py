@@ -180,3 +180,24 @@ def test_lexical_index_gains_vectors_when_the_model_returns(corpus, tmp_path, fa
     report = build_index(corpus, tmp_path / "ix", fake_embedder)
     assert report.dense and report.embedded > 0
     assert SearchEngine(tmp_path / "ix", fake_embedder).search("refund").fallback is False
+
+
+def test_large_cold_build_then_incremental_update(tmp_path, fake_embedder):
+    """A cold build of 600 articles (written by two processes) searches and updates like a small one."""
+    root = tmp_path / "articles"
+    for n in range(600):
+        folder = root / f"c{n % 6}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"a{n:03d}.md").write_text(f"---\ntitle: Article {n}\n---\nWord{n} parcel refund text.\n")
+    report = build_index(root, tmp_path / "ix", fake_embedder)
+    assert report.added == 600
+    engine = SearchEngine(tmp_path / "ix", fake_embedder)
+    assert engine.search("word417", mode="lexical").hits[0].slug == "a417"
+    (root / "c3" / "a417.md").write_text("---\ntitle: Article 417\n---\nReplaced text about lockers.\n")
+    (root / "c0" / "a000.md").unlink()
+    update = build_index(root, tmp_path / "ix", fake_embedder)
+    assert (update.changed, update.removed, update.articles) == (1, 1, 599)
+    engine.refresh()
+    assert engine.search("word417", mode="lexical").total == 0
+    assert engine.search("lockers", mode="lexical").hits[0].slug == "a417"
+    assert engine.search("word0", mode="lexical").total == 0

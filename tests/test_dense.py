@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from search.articles import Article, parse_article
-from search.dense import MAX_CHUNK_WORDS as CHUNK_WORDS, KIND_CHUNK, KIND_QUESTION, KIND_TITLE, DenseIndex, Passage, passages
+from search.dense import KIND_CHUNK, KIND_QUESTION, KIND_TITLE, DenseIndex, Passage, passages
+from search.dense import MAX_CHUNK_WORDS as CHUNK_WORDS
 
 
 def make(text: str, name: str = "t.md") -> Article:
