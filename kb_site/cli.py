@@ -9,13 +9,13 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
-from search import ArticleError, IndexCorrupt, IndexMissing, QueryError, build_index
+from search import ArticleError, BuildReport, IndexCorrupt, IndexMissing, QueryError, build_index
 from search.bench import run_bench
 from search.check import check_articles
 from search.engine import MODES, SearchEngine, hit_dict
@@ -54,8 +54,22 @@ class Progress:
             self.bar = None
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
+
+
+def _build(articles_dir: Path, index_dir: Path, **options: Any) -> BuildReport:
+    """Build an index with a progress bar, naming the articles left out."""
+    progress = Progress()
+    try:
+        report = build_index(articles_dir, index_dir, service().embedder(), progress=progress, **options)
+    except ArticleError as exc:
+        _fail(str(exc))
+    finally:
+        progress.close()
+    for error in report.errors:
+        click.echo(f"{error}  (left out of the index)", err=True)
+    return report
 
 
 
@@ -70,16 +84,7 @@ def _fail(message: str) -> None:
 def index_command(articles_dir: Path | None, output: Path | None, force: bool) -> None:
     """Build or update the search index from the articles folder."""
     svc = service()
-    progress = Progress()
-    try:
-        report = build_index(articles_dir or svc.articles_dir, output or svc.index_dir, svc.embedder(),
-                             progress=progress, force=force)
-    except ArticleError as exc:
-        _fail(str(exc))
-    finally:
-        progress.close()
-    for error in report.errors:
-        click.echo(f"{error}  (left out of the index)", err=True)
+    report = _build(articles_dir or svc.articles_dir, output or svc.index_dir, force=force)
     if report.unchanged:
         click.echo(f"Index {report.generation} is up to date: {report.articles} articles, nothing to do "
                    f"({report.seconds:.2f} s).")
@@ -157,17 +162,8 @@ def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, m
         queries = load_queries(queries_file)
     except QueryFileError as exc:
         _fail(str(exc))
-    progress = Progress()
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as tmp:
-        try:
-            report = build_index(articles_dir or svc.articles_dir, tmp, svc.embedder(), progress=progress,
-                                 cache_path=svc.index_dir / "embeddings.sqlite")
-        except ArticleError as exc:
-            _fail(str(exc))
-        finally:
-            progress.close()
-        for error in report.errors:
-            click.echo(f"{error}  (left out)", err=True)
+        report = _build(articles_dir or svc.articles_dir, Path(tmp), cache_path=svc.index_dir / "embeddings.sqlite")
         engine = SearchEngine(tmp, svc.embedder(), search_config(svc.config))
         known = set(engine.slugs())
         for query in queries:

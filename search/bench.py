@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .analysis import markdown_text
 from .articles import load_corpus
 from .build import build_index
 from .embeddings import Embedder
 from .engine import MODES, SearchEngine
-from .lexical import markdown_text
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?%?|£\d+")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from .analysis import markdown_text
 from .articles import Article, ArticleError, article_paths, load_article
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
-from .lexical import TermCounts, markdown_text, write_whoosh
+from .lexical import TermCounts, write_whoosh
 from .store import IndexCorrupt, IndexStore
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
         want_dense = embedder is not None
         if old.path is not None and not fresh and not removed and (old.dense or not want_dense):
             if files != old.files:  # only timestamps moved: remember them, so next time reads nothing
-                (old.path / "files.json").write_text(json.dumps(files))
+                _write_atomic(old.path / "files.json", json.dumps(files))
             return BuildReport(old.path.name, len(keep), 0, 0, 0, 0, old.dense,
                                time.perf_counter() - started, tuple(errors))
 
@@ -194,6 +195,12 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
             raise
     return BuildReport(final.name, len(keep_rows) + added + changed, added, changed, len(removed), embedded, dense,
                        time.perf_counter() - started, tuple(errors))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def _link_or_copy(source: str, target: str) -> None:

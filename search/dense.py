@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis import markdown_text
 from .articles import Article
-from .lexical import markdown_text
 
 # all-MiniLM-L6-v2 reads at most 256 word pieces (~190 words). A section of up to MAX_CHUNK_WORDS is one
 # passage; a longer one is cut into equal parts, at sentence ends, so no tiny tail passage is embedded.

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import fusion
+from .analysis import clean_query
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable
 from .lexical import (
@@ -23,7 +24,6 @@ from .lexical import (
     LexicalIndex,
     ParsedQuery,
     TermCounts,
-    clean_query,
 )
 from .store import IndexCorrupt, IndexStore
 

@@ -1,8 +1,8 @@
 """Lexical retrieval: whoosh analysis and index, with BM25F scores from a precomputed sparse matrix.
 
 whoosh is the index of record and the analyser: it tokenises and stems every
-field, keeps the documents and the vocabulary, and drives spelling correction
-and snippet highlighting. Scoring a query through whoosh's searcher costs ~30 ms
+field (with ShopAnalyzer), keeps the documents and the vocabulary that spelling
+correction draws on, and highlights snippets. Scoring a query through whoosh's searcher costs ~30 ms
 at 10,000 articles, so the BM25F weight of every (article, term) pair is
 precomputed into a sparse matrix; a query then costs one column slice and a
 dot product (well under a millisecond).
@@ -12,23 +12,30 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from whoosh import fields, index
-from whoosh.analysis import STOP_WORDS, Token, Tokenizer
 from whoosh.highlight import ContextFragmenter, HtmlFormatter, highlight
-from whoosh.lang.porter import stem as porter_stem
 
+from .analysis import (
+    ANALYZER,
+    SPLIT_RE,
+    STOP,
+    TOKEN_PATTERN,
+    WORD_PATTERN,
+    clean_query,
+    markdown_text,
+    stem_analyzer,
+    stems,
+    word_analyzer,
+)
 from .articles import Article
 
 # Fields searched, in the order of the matrices, with their default BM25F weights.
@@ -43,90 +50,10 @@ DEFAULT_FIELD_B: Mapping[str, float] = {
 }
 DEFAULT_K1 = 1.5
 
-MAX_QUERY_CHARS = 1000  # longer input (a pasted e-mail) is cut: its start carries the question
 MAX_QUERY_TERMS = 32
 MAX_CORRECTED_WORDS = 6
 FUZZY_WEIGHT = 0.8  # a typo-corrected term counts a little less than an exact one
 PART_WEIGHT = 0.3  # each part of a code like TH-45-GRN, against 1.0 for the whole code
-
-# "us" is a country to a shop, not a stop word.
-_STOP = frozenset(STOP_WORDS - {"us"})
-# Words and codes: "TH-45-GRN", "e-mail", "3.5mm", "don't".
-_TOKEN_RE = r"\w+(?:['’\-_./]\w+)*"
-_SPLIT_RE = re.compile(r"['’\-_./]")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_MD_LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_NOISE_RE = re.compile(r"<[^>]+>|^\s*(?:[-*+]|\d+\.)\s+|[*_`#>|~]+", re.MULTILINE)
-
-
-class ShopAnalyzer(Tokenizer):
-    """Words and codes, lowercased, stop words out, Porter-stemmed: in one pass over the text.
-
-    The same as ``RegexTokenizer | CompoundFilter | LowercaseFilter | StopFilter |
-    StemFilter`` (the tests hold it to that chain) but about four times faster,
-    which matters for indexing and for highlighting every result's snippet.
-    A hyphenated or dotted token is emitted as its parts and then whole
-    (``TH-45-GRN`` → ``th``, ``45``, ``grn``, ``th45grn``) so both forms match.
-    """
-
-    def __init__(self, stem: bool = True):
-        self.stem = stem
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ShopAnalyzer) and other.stem == self.stem
-
-    def __hash__(self) -> int:
-        return hash((ShopAnalyzer, self.stem))
-
-    def __call__(self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
-                 removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
-                 mode: str = "", **kwargs: Any) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        stem = self.stem
-        for number, match in enumerate(_TOKEN_PATTERN.finditer(value)):
-            text = match.group(0)
-            if _SPLIT_RE.search(text):
-                pieces, offset = [], 0
-                for part in _SPLIT_RE.split(text):
-                    if part:
-                        offset = text.index(part, offset)
-                        pieces.append((part, offset, offset + len(part)))
-                        offset += len(part)
-                pieces.append(("".join(p[0] for p in pieces), 0, len(text)))
-            else:
-                pieces = [(text, 0, len(text))]
-            for piece, begin, end in pieces:
-                word = piece.lower()
-                stopped = stem and word in _STOP
-                if stopped and removestops:
-                    continue
-                token.text = _stem(word) if stem and not stopped else word
-                token.stopped = stopped
-                token.boost = 1.0
-                if keeporiginal:
-                    token.original = piece
-                if positions:
-                    token.pos = start_pos + number
-                if chars:
-                    token.startchar = start_char + match.start() + begin
-                    token.endchar = start_char + match.start() + end
-                yield token
-
-
-_TOKEN_PATTERN = re.compile(_TOKEN_RE, re.UNICODE)
-_WORD_PATTERN = re.compile(r"[^\W\d_]+")
-_stem = lru_cache(maxsize=200_000)(porter_stem)
-
-
-def word_analyzer() -> ShopAnalyzer:
-    """Return the analyzer for unstemmed words (vocabulary and spelling)."""
-    return ShopAnalyzer(stem=False)
-
-
-def stem_analyzer() -> ShopAnalyzer:
-    """Return the analyzer every searched field uses: words, lowercase, stop words out, stems."""
-    return ShopAnalyzer()
-
 
 def schema() -> fields.Schema:
     """Return the whoosh schema of the article index."""
@@ -139,11 +66,6 @@ def schema() -> fields.Schema:
     )
 
 
-def markdown_text(markdown: str) -> str:
-    """Return Markdown as plain text for indexing: link text kept, targets and markup dropped."""
-    return _MD_NOISE_RE.sub(" ", _MD_LINK_RE.sub(r"\1", markdown))
-
-
 def article_fields(article: Article) -> dict[str, str]:
     """Return the text of each searched field of an article."""
     return {
@@ -153,20 +75,6 @@ def article_fields(article: Article) -> dict[str, str]:
         "tags": " ".join((*article.tags, article.category)),
         "body": markdown_text(f"{article.summary}\n{article.body}"),
     }
-
-
-_ANALYZER = ShopAnalyzer()
-
-
-def stems(text: str) -> list[str]:
-    """Return the index terms of a text."""
-    return [t.text for t in _ANALYZER(text)]
-
-
-def clean_query(text: str) -> str:
-    """Return a query cut to a safe size, normalised, without control characters."""
-    text = unicodedata.normalize("NFKC", text[: MAX_QUERY_CHARS * 4])[:MAX_QUERY_CHARS]
-    return " ".join(_CONTROL_RE.sub(" ", text).split())
 
 
 # --------------------------------------------------------------------------- building
@@ -248,7 +156,7 @@ def write_whoosh(directory: Path, articles: Sequence[Article], removed: Iterable
         for article in articles:
             texts = article_fields(article)
             # Spelling needs each word once a document (its document frequency), not every occurrence.
-            words = " ".join(dict.fromkeys(_WORD_PATTERN.findall(" ".join(texts.values()))))
+            words = " ".join(dict.fromkeys(WORD_PATTERN.findall(" ".join(texts.values()))))
             add = writer.update_document if article.slug in replace else writer.add_document
             add(slug=article.slug, content_hash=article.content_hash, spell=words, **texts)
     except BaseException:
@@ -317,11 +225,11 @@ class LexicalIndex:
         terms: dict[str, float] = {}
         corrections: dict[str, str] = {}
         words: dict[str, str] = {}
-        for raw in _TOKEN_PATTERN.finditer(text):
+        for raw in TOKEN_PATTERN.finditer(text):
             if len(terms) >= MAX_QUERY_TERMS:
                 break
             word = raw.group(0).lower()
-            parts = [p for p in _SPLIT_RE.split(word) if p]
+            parts = [p for p in SPLIT_RE.split(word) if p]
             if len(parts) > 1:  # a code like TH-45-GRN: the whole code counts most, its parts a little
                 self._add(terms, corrections, words, "".join(parts), 1.0)
                 for part in parts:
@@ -333,7 +241,7 @@ class LexicalIndex:
     def _add(self, terms: dict[str, float], corrections: dict[str, str], words: dict[str, str], word: str,
              weight: float) -> None:
         """Add a query word's index term, or the term of its spelling correction at a lower weight."""
-        if word in _STOP:
+        if word in STOP:
             return
         stem = _stemmer_one(word)
         if self._known(stem):
@@ -379,7 +287,7 @@ class LexicalIndex:
         """Return an HTML-escaped excerpt of ``text`` with the matched terms in ``<mark>``."""
         formatter = _MarkFormatter(between=" … ")
         fragmenter = ContextFragmenter(maxchars=240, surround=surround)
-        marked = highlight(text, frozenset(terms), _ANALYZER, fragmenter, formatter, top=top)
+        marked = highlight(text, frozenset(terms), ANALYZER, fragmenter, formatter, top=top)
         return " ".join((marked or "").split())
 
 

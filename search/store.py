@@ -122,9 +122,11 @@ class IndexStore:
 
     def publish(self, folder: Path, manifest: dict[str, Any]) -> Path:
         """Write the manifest, flush, move the folder into place and point CURRENT at it."""
+        # files.json is the builder's note of file timestamps, rewritten when only they change:
+        # not part of what readers check.
         manifest = {**manifest, "format": FORMAT_VERSION,
                     "files": {str(p.relative_to(folder)): p.stat().st_size
-                              for p in sorted(folder.rglob("*")) if p.is_file()}}
+                              for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "files.json"}}
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
         fsync_tree(folder)
         final = self.root / folder.name.removeprefix(".tmp-")

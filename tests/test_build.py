@@ -40,6 +40,8 @@ def test_touching_files_parses_nothing_new(corpus, tmp_path, fake_embedder):
     fake_embedder.encoded.clear()
     again = build_index(corpus, tmp_path / "ix", fake_embedder)
     assert again.unchanged and again.generation == first.generation and fake_embedder.encoded == []
+    fake_embedder.encoded.clear()
+    assert SearchEngine(tmp_path / "ix", fake_embedder).search("refund").hits  # still a valid index
 
 
 def test_one_changed_article_reembeds_only_that_article(corpus, tmp_path, fake_embedder):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search import SearchConfig, SearchEngine
-from search.lexical import stems
+from search.analysis import stems
 
 pytestmark = pytest.mark.model
 

@@ -7,9 +7,10 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 
 from search import SearchEngine, build_index
-from search.lexical import MAX_QUERY_CHARS, clean_query, stems
+from search.analysis import MAX_QUERY_CHARS, SPLIT_RE, STOP, TOKEN_RE, ShopAnalyzer, clean_query, stems
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,40 @@ def test_bad_mode_or_limit_is_a_query_error(engine: SearchEngine):
         engine.search("refund", mode="fuzzy")
     with pytest.raises(QueryError, match="limit"):
         engine.search("refund", limit=0)
+
+
+class _ReferenceCompound(Filter):
+    """The plain whoosh way to split codes: parts, then the joined whole, with character offsets."""
+
+    def __call__(self, tokens):
+        for token in tokens:
+            text = token.text
+            parts = [p for p in SPLIT_RE.split(text) if p]
+            if len(parts) < 2 and not SPLIT_RE.search(text):
+                yield token
+                continue
+            start, offset = token.startchar, 0
+            for part in parts:
+                offset = text.index(part, offset)
+                token.text, token.startchar, token.endchar = part, start + offset, start + offset + len(part)
+                offset += len(part)
+                yield token
+            token.text, token.startchar, token.endchar = "".join(parts), start, start + len(text)
+            yield token
+
+
+REFERENCE = (RegexTokenizer(TOKEN_RE) | _ReferenceCompound() | LowercaseFilter()
+             | StopFilter(stoplist=STOP, minsize=1) | StemFilter())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("abcXYZ éß019-./'’ _\n")) | st.sampled_from(
+    ["the ", "shipping ", "TH-45-GRN ", "refunds ", "e-mail ", "don't ", "US ", "3.5mm "]), max_size=60).map("".join))
+def test_one_pass_analyzer_equals_the_whoosh_chain(text: str):
+    """Property: ShopAnalyzer gives the same terms, offsets and stop flags as the composed whoosh filters."""
+    for options in ({}, {"chars": True, "removestops": False, "mode": "query"}):
+        ours = [(t.text, t.stopped, getattr(t, "startchar", None)) for t in ShopAnalyzer()(text, chars=True, **{
+            k: v for k, v in options.items() if k != "chars"})]
+        theirs = [(t.text, t.stopped, getattr(t, "startchar", None)) for t in REFERENCE(text, chars=True, **{
+            k: v for k, v in options.items() if k != "chars"}) if t.text]  # ours never yields an empty term
+        assert ours == theirs
