@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 from .articles import Article, ArticleError, load_categories, load_corpus
 
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
 
 
@@ -98,8 +99,14 @@ def _check_one(article: Article, root: Path, by_slug: dict[str, Article], by_ali
     if not article.summary:
         problems.append(Problem(article.path, 1, "summary: missing; search results and link previews show it",
                                 "warning"))
-    for number, line in enumerate(article.body.splitlines()):
-        for match in _LINK_RE.finditer(line):
+    fence = None
+    for number, text in enumerate(article.body.splitlines()):
+        marker = _FENCE_RE.match(text)
+        if marker:  # links shown inside code blocks are examples, not links
+            fence = None if fence and marker.group(1).startswith(fence) else fence or marker.group(1)
+        if fence:
+            continue
+        for match in _LINK_RE.finditer(text):
             message = _check_link(article, match.group(1), root, by_slug, by_alias)
             if message:
                 problems.append(Problem(article.path, article.body_line + number, message))
@@ -114,9 +121,8 @@ def _check_link(article: Article, target: str, root: Path, by_slug: dict[str, Ar
         return None  # external links are not ours to check
     anchor = unquote(parts.fragment)
     path = unquote(parts.path)
-    if not path:
-        linked: Article | None = article
-    elif path.startswith("/articles/"):
+    linked: Article | None = article
+    if path.startswith("/articles/"):
         slug = path.removeprefix("/articles/").strip("/")
         linked = by_slug.get(slug) or by_alias.get(slug)
         if linked is None:
@@ -126,8 +132,8 @@ def _check_link(article: Article, target: str, root: Path, by_slug: dict[str, Ar
         linked = next((a for a in by_slug.values() if a.path.resolve() == file), None)
         if linked is None:
             return f"link to a missing article file: {target}"
-    else:
+    elif path:
         return None  # another page of the site, or a file: not an article link
-    if anchor and linked.section(anchor) is None:
+    if anchor and linked is not None and linked.section(anchor) is None:
         return f"link to a missing section: {target} ('{linked.slug}' has no heading with id '{anchor}')"
     return None

@@ -111,7 +111,9 @@ class TermCounts:
                     vocab.setdefault(term, len(vocab))
         counts = {}
         for name in FIELDS:
-            data, cols, indptr = [], [], [0]
+            data: list[int] = []
+            cols: list[int] = []
+            indptr = [0]
             for counter in new_rows[name]:
                 cols.extend(vocab[t] for t in counter)
                 data.extend(counter.values())

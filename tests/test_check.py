@@ -157,3 +157,9 @@ def test_kb_check_passes_a_clean_tree(runner, clean):
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "0 errors, 0 warnings" in result.output
+
+
+def test_links_inside_code_blocks_are_not_checked(tmp_path):
+    """A link shown as an example inside a fenced code block is not a broken link; one after it is."""
+    article(tmp_path, "orders/a.md", "A", "```markdown\n[x](/articles/example)\n```\n[y](/articles/gone)\n")
+    assert found(tmp_path) == [("a.md", 8, "link to a missing article: /articles/gone", "error")]
