@@ -58,6 +58,7 @@ class _Previous:
     docs: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, list[Any]] = field(default_factory=dict)  # rel path -> [mtime_ns, size, slug|None, hash]
     dense: bool = False
+    model: str | None = None
 
     @classmethod
     def read(cls, store: IndexStore) -> _Previous:
@@ -71,7 +72,7 @@ class _Previous:
         except (OSError, ValueError, IndexCorrupt) as exc:
             log.warning("rebuilding the index from scratch: %s", exc)
             return cls()
-        return cls(path, docs, files, bool(manifest.get("dense")))
+        return cls(path, docs, files, bool(manifest.get("dense")), manifest.get("model"))
 
 
 def _doc_record(article: Article) -> dict[str, Any]:
@@ -100,8 +101,8 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
     store = IndexStore(index_dir)
     with store.build_lock():
         old = _Previous() if force else _Previous.read(store)
-        if embedder is not None and old.path is not None and not old.dense:
-            old = _Previous()  # the last build had no model: every article needs its vectors now
+        if embedder is not None and old.path is not None and (not old.dense or old.model != embedder.name):
+            old = _Previous()  # the last build had no model, or another one: every article needs new vectors
         old_index = {d["slug"]: i for i, d in enumerate(old.docs)}
         files: dict[str, list[Any]] = {}
         parsed: dict[str, Article] = {}
@@ -185,6 +186,8 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
                     dense = True
                 except EmbedderUnavailable as exc:
                     log.warning("building a lexical-only index: %s", exc)
+                    for partial in ("vectors.npy", "passages.npz"):
+                        (folder / partial).unlink(missing_ok=True)
             (folder / "files.json").write_text(json.dumps(files))
             final = store.publish(folder, {
                 "articles": len(keep_rows) + added + changed, "dense": dense,
@@ -213,26 +216,38 @@ def _link_or_copy(source: str, target: str) -> None:
 def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
                  keep_rows: list[int], replaced: list[int], old_path: Path | None, embedder: Embedder,
                  cache: EmbeddingCache, progress: Progress | None) -> int:
-    """Write passage vectors: the kept articles' rows copied, the fresh articles' embedded (or cached)."""
+    """Write passage vectors: the kept articles' rows copied, the fresh articles' embedded (or cached).
+
+    The vectors go straight into a memory-mapped ``vectors.npy``: no copy of the matrix in memory.
+    """
     texts, owners, kinds, sections = passages
-    owners = owners + len(keep_rows)
-    keys = [text_key(t) for t in texts]
-    parts: list[tuple[np.ndarray, ...]] = []
+    keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype="S16") if texts else np.zeros(0, "S16")
+    kept: tuple[np.ndarray, ...] = (np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int32),
+                                    np.zeros(0, "S16"))
+    rows = np.zeros(0, np.int64)
     known: dict[bytes, np.ndarray] = {}
+    old_vectors = None
     if old_path is not None:
         arrays = np.load(old_path / "passages.npz")
-        vectors = np.load(old_path / "vectors.npy", mmap_mode="r")
+        old_vectors = np.load(old_path / "vectors.npy", mmap_mode="r")
         remap = np.full(int(arrays["owners"].max(initial=-1)) + 1, -1, dtype=np.int64)
         remap[keep_rows] = np.arange(len(keep_rows))
         new_owner = remap[arrays["owners"]] if len(remap) else np.zeros(0, np.int64)
         rows = np.flatnonzero(new_owner >= 0)
         rows = rows[np.argsort(new_owner[rows], kind="stable")]
-        parts.append((np.asarray(vectors[rows]), new_owner[rows].astype(np.int32), arrays["kinds"][rows],
-                      arrays["sections"][rows], arrays["keys"][rows]))
+        kept = (new_owner[rows].astype(np.int32), arrays["kinds"][rows], arrays["sections"][rows],
+                arrays["keys"][rows])
         # An edited article mostly repeats its previous version: reuse those passages' vectors.
         again = np.flatnonzero(np.isin(arrays["owners"], replaced))
-        known = {bytes(arrays["keys"][i]): np.asarray(vectors[i]) for i in again}
-    todo = len({k for k in keys if k not in known})
+        known = {bytes(arrays["keys"][i]): np.asarray(old_vectors[i]) for i in again}
+    total = len(rows) + len(texts)
+    if not total:
+        raise EmbedderUnavailable("nothing to embed")  # no articles at all: lexical-only is right
+    dim = old_vectors.shape[1] if old_vectors is not None and len(rows) else embedder.dim
+    matrix = np.lib.format.open_memmap(folder / "vectors.npy", mode="w+", dtype=np.float32, shape=(total, dim))
+    if old_vectors is not None:
+        matrix[:len(rows)] = old_vectors[rows]
+    todo = len({k for k in keys.tolist() if k not in known})
     done = [0]
 
     def step(n: int) -> None:
@@ -240,20 +255,14 @@ def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray
         _tick(progress, "embed", done[0], todo)
 
     try:
-        matrix, embedded = embed_cached(embedder, texts, cache, known, step) if texts else \
-            (np.zeros((0, 0), np.float32), 0)
+        embedded = embed_cached(embedder, texts, cache, matrix[len(rows):], known, step)
     finally:
         cache.close()
-    if texts:
-        parts.append((matrix, owners, kinds, sections, np.frombuffer(b"".join(keys), dtype="S16")))
-    if not parts:
-        raise EmbedderUnavailable("nothing to embed")  # no articles at all: lexical-only is right
-    vectors_all = np.vstack([p[0] for p in parts if len(p[0])]) if any(len(p[0]) for p in parts) else \
-        np.zeros((0, 1), np.float32)
-    np.save(folder / "vectors.npy", vectors_all.astype(np.float32))
-    np.savez(folder / "passages.npz", owners=np.concatenate([p[1] for p in parts]),
-             kinds=np.concatenate([p[2] for p in parts]), sections=np.concatenate([p[3] for p in parts]),
-             keys=np.concatenate([p[4] for p in parts]))
+    matrix.flush()
+    del matrix
+    np.savez(folder / "passages.npz", owners=np.concatenate([kept[0], owners + len(keep_rows)]),
+             kinds=np.concatenate([kept[1], kinds]), sections=np.concatenate([kept[2], sections]),
+             keys=np.concatenate([kept[3], keys]))
     return embedded
 
 

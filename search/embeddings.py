@@ -5,12 +5,13 @@ from __future__ import annotations
 import ctypes
 import gc
 import hashlib
+import itertools
 import logging
 import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -119,7 +120,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(dimension())
 
     def _load(self) -> Any:
         if self._model is None:
@@ -164,29 +167,28 @@ class SentenceTransformerEmbedder:
         model = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         # Longest first, so each batch holds texts of about one length and little padding is computed.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         # Encode in slices so a progress bar can move; the tokenizer is not thread-safe: one at a time.
         step = self.batch_size * 8
         for start in range(0, len(texts), step):
-            chunk = [texts[i] for i in order[start:start + step]]
+            rows = order[start:start + step]
             with self._lock:
-                vectors = model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
-                                       convert_to_numpy=True, show_progress_bar=False)
-            out.append(np.asarray(vectors, dtype=np.float32))
+                vectors[rows] = model.encode([texts[i] for i in rows], batch_size=self.batch_size,
+                                             normalize_embeddings=True, convert_to_numpy=True,
+                                             show_progress_bar=False)
             if (start // step) % 16 == 15:  # every ~4,000 texts: trimming costs 10% if done every slice
                 release_memory(collect=False)
             if progress:
-                progress(len(chunk))
-        vectors = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
-        vectors[order] = np.vstack(out)
+                progress(len(rows))
         return _normalise(vectors)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    """Scale rows to unit length, in place."""
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
 
 
 def text_key(text: str) -> bytes:
@@ -226,14 +228,15 @@ class EmbeddingCache:
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
-    def put(self, model: str, items: dict[bytes, np.ndarray]) -> None:
+    def put(self, model: str, items: Iterable[tuple[bytes, np.ndarray]]) -> None:
         db = self._conn()
-        if db is None or not items:
+        if db is None:
             return
-        with db:
-            db.execute("BEGIN")
-            db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                           [(model, k, np.asarray(v, np.float32).tobytes()) for k, v in items.items()])
+        rows = ((model, k, np.asarray(v, np.float32).tobytes()) for k, v in items)
+        while batch := list(itertools.islice(rows, 2000)):
+            with db:
+                db.execute("BEGIN")
+                db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", batch)
 
     def close(self) -> None:
         if self._db is not None:
@@ -241,24 +244,28 @@ class EmbeddingCache:
             self._db = None
 
 
-def embed_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache,
-                 known: dict[bytes, np.ndarray] | None = None,
-                 progress: Progress | None = None) -> tuple[np.ndarray, int]:
-    """Return vectors for ``texts``, embedding only those not in ``known`` or the cache.
+def embed_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache, out: np.ndarray,
+                 known: dict[bytes, np.ndarray] | None = None, progress: Progress | None = None) -> int:
+    """Fill ``out`` with a vector per text, embedding only texts not in ``known`` or the cache.
 
-    Returns the matrix and how many texts were actually embedded.
+    ``out`` may be a memory-mapped file, so a large index is written without a
+    copy in memory. Returns how many texts were actually embedded.
     """
     keys = [text_key(t) for t in texts]
-    vectors: dict[bytes, np.ndarray] = dict(known or {})
-    missing = [k for k in dict.fromkeys(keys) if k not in vectors]
-    if missing:
-        vectors.update(cache.get(embedder.name, missing))
-    todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}
+    known = known or {}
+    cached = cache.get(embedder.name, [k for k in dict.fromkeys(keys) if k not in known])
+    todo: dict[bytes, list[int]] = {}
+    for row, key in enumerate(keys):
+        vector = known.get(key)
+        if vector is None:
+            vector = cached.get(key)
+        if vector is None:
+            todo.setdefault(key, []).append(row)
+        else:
+            out[row] = vector
     if todo:
-        fresh = embedder.encode(list(todo.values()), progress=progress)
-        new = dict(zip(todo.keys(), fresh, strict=True))
-        cache.put(embedder.name, new)
-        vectors.update(new)
-    if not texts:
-        return np.zeros((0, embedder.dim), dtype=np.float32), 0
-    return np.vstack([vectors[k] for k in keys]).astype(np.float32), len(todo)
+        fresh = embedder.encode([texts[rows[0]] for rows in todo.values()], progress=progress)
+        for vector, rows in zip(fresh, todo.values(), strict=True):
+            out[rows] = vector
+        cache.put(embedder.name, zip(todo, fresh, strict=True))
+    return len(todo)

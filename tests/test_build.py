@@ -203,3 +203,12 @@ def test_large_cold_build_then_incremental_update(tmp_path, fake_embedder):
     assert engine.search("word417", mode="lexical").total == 0
     assert engine.search("lockers", mode="lexical").hits[0].slug == "a417"
     assert engine.search("word0", mode="lexical").total == 0
+
+
+def test_another_model_reembeds_everything(corpus, tmp_path, fake_embedder):
+    """Vectors of one model are never mixed with another's: a model change rebuilds them all."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    other = HashingEmbedder(dim=32)
+    report = build_index(corpus, tmp_path / "ix", other)
+    assert report.dense and report.embedded > 0 and report.added == 12
+    assert SearchEngine(tmp_path / "ix", other).search("refund").hits[0].slug == "refund-timescales"
