@@ -244,9 +244,6 @@ def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray
     if not total:
         raise EmbedderUnavailable("nothing to embed")  # no articles at all: lexical-only is right
     dim = old_vectors.shape[1] if old_vectors is not None and len(rows) else embedder.dim
-    matrix = np.lib.format.open_memmap(folder / "vectors.npy", mode="w+", dtype=np.float32, shape=(total, dim))
-    if old_vectors is not None:
-        matrix[:len(rows)] = old_vectors[rows]
     todo = len({k for k in keys.tolist() if k not in known})
     done = [0]
 
@@ -254,12 +251,22 @@ def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray
         done[0] += n
         _tick(progress, "embed", done[0], todo)
 
-    try:
-        embedded = embed_cached(embedder, texts, cache, matrix[len(rows):], known, step)
-    finally:
-        cache.close()
-    matrix.flush()
-    del matrix
+    # Streamed to the file a block at a time: the whole matrix is never in memory while building.
+    with open(folder / "vectors.npy", "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+            "shape": (total, dim)})
+
+        def write(block: np.ndarray) -> None:
+            handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+
+        if old_vectors is not None:
+            for start in range(0, len(rows), 4096):
+                write(np.asarray(old_vectors[rows[start:start + 4096]]))
+        try:
+            embedded = embed_cached(embedder, texts, cache, write, known, step)
+        finally:
+            cache.close()
     np.savez(folder / "passages.npz", owners=np.concatenate([kept[0], owners + len(keep_rows)]),
              kinds=np.concatenate([kept[1], kinds]), sections=np.concatenate([kept[2], sections]),
              keys=np.concatenate([kept[3], keys]))

@@ -244,28 +244,36 @@ class EmbeddingCache:
             self._db = None
 
 
-def embed_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache, out: np.ndarray,
-                 known: dict[bytes, np.ndarray] | None = None, progress: Progress | None = None) -> int:
-    """Fill ``out`` with a vector per text, embedding only texts not in ``known`` or the cache.
+def embed_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache,
+                 write: Callable[[np.ndarray], object], known: dict[bytes, np.ndarray] | None = None,
+                 progress: Progress | None = None, block: int = 4096) -> int:
+    """Pass ``write`` a vector per text, in order and in blocks, embedding only texts not known or cached.
 
-    ``out`` may be a memory-mapped file, so a large index is written without a
-    copy in memory. Returns how many texts were actually embedded.
+    Working a block at a time keeps memory flat however many texts there
+    are: the caller streams the blocks to a file. Returns how many texts
+    were actually embedded.
     """
-    keys = [text_key(t) for t in texts]
     known = known or {}
-    cached = cache.get(embedder.name, [k for k in dict.fromkeys(keys) if k not in known])
-    todo: dict[bytes, list[int]] = {}
-    for row, key in enumerate(keys):
-        vector = known.get(key)
-        if vector is None:
-            vector = cached.get(key)
-        if vector is None:
-            todo.setdefault(key, []).append(row)
-        else:
-            out[row] = vector
-    if todo:
-        fresh = embedder.encode([texts[rows[0]] for rows in todo.values()], progress=progress)
-        for vector, rows in zip(fresh, todo.values(), strict=True):
-            out[rows] = vector
-        cache.put(embedder.name, zip(todo, fresh, strict=True))
-    return len(todo)
+    embedded = 0
+    for start in range(0, len(texts), block):
+        part = texts[start:start + block]
+        keys = [text_key(t) for t in part]
+        cached = cache.get(embedder.name, [k for k in dict.fromkeys(keys) if k not in known])
+        out = np.empty((len(part), embedder.dim), dtype=np.float32)
+        todo: dict[bytes, list[int]] = {}
+        for row, key in enumerate(keys):
+            vector = known.get(key)
+            if vector is None:
+                vector = cached.get(key)
+            if vector is None:
+                todo.setdefault(key, []).append(row)
+            else:
+                out[row] = vector
+        if todo:
+            fresh = embedder.encode([part[rows[0]] for rows in todo.values()], progress=progress)
+            for vector, rows in zip(fresh, todo.values(), strict=True):
+                out[rows] = vector
+            cache.put(embedder.name, zip(todo, fresh, strict=True))  # later blocks find repeats here
+            embedded += len(todo)
+        write(out)
+    return embedded
