@@ -153,6 +153,11 @@ class SentenceTransformerEmbedder:
             if self.precision == "bfloat16":
                 model = model.to(torch.bfloat16)
             model.eval()
+            # Pad to a multiple of 8 tokens: the CPU kernels are cached per tensor shape, and with
+            # every length its own shape a 10,000-article build grew by ~500 MB. Same speed.
+            text_options = getattr(model[0], "processing_kwargs", None)
+            if isinstance(text_options, dict):
+                text_options.setdefault("text", {})["pad_to_multiple_of"] = 8
         except EmbedderUnavailable:
             raise
         except Exception as exc:  # any failure to load means "no model": say why, fall back
