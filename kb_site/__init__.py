@@ -8,20 +8,32 @@ from typing import Any
 
 from flask import Flask
 
-from . import cli, config, search_service
+from . import cli, config, db, errors, search_service, security, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the application: defaults, then the instance config, then ``KB_*`` variables, then tests."""
     instance = (test_config or {}).get("INSTANCE_DIR") or os.environ.get("KB_INSTANCE_DIR") or "instance"
+    root = Path(__file__).parent.parent
     app = Flask(__name__, instance_path=str(Path(instance).resolve()), instance_relative_config=True,
-                template_folder="../templates", static_folder="../static")
+                template_folder=str(root / "templates"), static_folder=str(root / "static"))
     app.config.from_mapping(config.defaults())
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("KB")
     if test_config:
         app.config.from_mapping(test_config)
     app.config["INSTANCE_DIR"] = app.instance_path
+    db.init_app(app)
     search_service.init_app(app)
+    errors.init_app(app)
+    limiter = security.init_app(app)
+    views.register(app)
+    security.limit(app, limiter, {"search.results": "RATELIMIT_SEARCH", "api.search": "RATELIMIT_SEARCH",
+                                  "feedback.vote": "RATELIMIT_VOTES", "search.picked": "RATELIMIT_VOTES"})
+
+    @app.context_processor
+    def _site() -> dict[str, Any]:
+        return {"site_name": app.config["SITE_NAME"]}
+
     cli.init_app(app)
     return app

@@ -216,7 +216,84 @@ def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_
         click.echo(f"  {mode:<8} p50 {cut['p50']} ms  p95 {cut['p95']} ms  p99 {cut['p99']} ms")
 
 
-COMMANDS = (index_command, search_command, check_command, eval_command, bench_command)
+def _index_in_child(instance: str) -> None:
+    """Build or update the index in a spawned process, so the server never loads the model itself."""
+    import os
+
+    from . import create_app
+
+    os.environ["KB_INSTANCE_DIR"] = instance
+    app = create_app()
+    with app.app_context():
+        svc = service()
+        report = _build(svc.articles_dir, svc.index_dir)
+        if not report.unchanged:
+            click.echo(f"Published index {report.generation}: {report.articles} articles.", err=True)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads a worker.")
+@click.option("--no-index", is_flag=True,
+              help="Serve the index as it is (built elsewhere by 'kb index --output'); do not build or watch.")
+@with_appcontext
+def serve_command(host: str, port: int, workers: int, threads: int, no_index: bool) -> None:
+    """Run the whole site on gunicorn: migrate the database, index the articles, serve, watch for edits."""
+    import multiprocessing
+
+    from flask import current_app
+
+    from .db import database
+    from .serve import serve, start_watcher
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    database().upgrade()
+    watcher = None
+    if not no_index:
+        child = multiprocessing.get_context("spawn").Process(target=_index_in_child, args=(app.instance_path,))
+        child.start()
+        child.join()
+        if child.exitcode:
+            _fail("could not build the search index (see above); fix the articles and try again")
+        watcher = start_watcher(app)
+    click.echo(f"Serving {app.config['SITE_NAME']} on http://{host}:{port}/ "
+               f"({workers} worker{'s' * (workers != 1)} x {threads} threads)", err=True)
+    try:
+        serve(app, host, port, workers, threads)
+    finally:
+        if watcher is not None:
+            watcher.terminate()
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Migration to upgrade to.")
+@with_appcontext
+def db_upgrade_command(revision: str) -> None:
+    """Apply the database migrations (kb serve does this at start too)."""
+    from .db import database
+
+    db = database()
+    db.upgrade(revision)
+    click.echo(f"Database at revision {db.current()}: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current_command() -> None:
+    """Print the database's migration revision."""
+    from .db import database
+
+    click.echo(database().current() or "(empty: run 'kb db upgrade')")
+
+
+COMMANDS = (index_command, search_command, check_command, eval_command, bench_command, serve_command, db_group)
 
 
 def init_app(app: Flask) -> None:
@@ -231,5 +308,9 @@ def main() -> None:
     from . import create_app
 
     FlaskGroup(name="kb", create_app=create_app, add_version_option=False,
-               help="Run and manage the knowledge base: index articles, search, check, evaluate, "
-                    "benchmark.").main(prog_name="kb")
+               help="Run and manage the knowledge base: serve the site, index articles, search, check, "
+                    "evaluate, benchmark, migrate the database.").main(prog_name="kb")
+
+
+if __name__ == "__main__":
+    main()

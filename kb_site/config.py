@@ -25,6 +25,30 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("INSTANCE_DIR", "./instance",
             "Folder for the site's own data: search index, embedding cache, database, secret key."),
+    Setting("SITE_NAME", "Northwind Outfitters Help Centre", "Name shown in page titles and the header."),
+    Setting("BASE_URL", "",
+            "Public address of the site (`https://help.example.com`) for canonical links and the sitemap; "
+            "empty means the address of each request."),
+    Setting("DATABASE_URL", "",
+            "SQLAlchemy database URL; empty means SQLite in `<instance>/kb.sqlite3`. PostgreSQL: "
+            "`postgresql://user@host/dbname` (driven by psycopg 3)."),
+    Setting("SECRET_KEY", "",
+            "Key that signs sessions and CSRF tokens; empty means one generated once into "
+            "`<instance>/secret_key`."),
+    Setting("RELOAD_INTERVAL", 2.0,
+            "Seconds between checks of the articles folder by `kb serve`; changed articles are re-indexed "
+            "and shown without a restart. 0 turns watching off (an index built elsewhere is still picked up)."),
+    Setting("PAGE_SIZE", 10, "Search results a page."),
+    Setting("RATELIMIT_STORAGE_URI", "memory://",
+            "Where rate-limit counters live: `memory://` (each process its own) or `redis://host:6379` "
+            "(shared by every process and machine)."),
+    Setting("RATELIMIT_SEARCH", "120 per minute", "Searches (page and API) a client may make."),
+    Setting("RATELIMIT_VOTES", "30 per minute", "Feedback votes a client may send."),
+    Setting("MAX_CONTENT_LENGTH", 65536, "Largest request body accepted, in bytes; larger ones get 413."),
+    Setting("PROXY_COUNT", 0,
+            "Reverse proxies in front of the site whose `X-Forwarded-*` headers are trusted (for client "
+            "addresses in rate limits, and https links)."),
+    Setting("VISIT_MINUTES", 30, "Minutes of inactivity after which a visitor's next request starts a new visit."),
     Setting("ARTICLES_DIR", "./articles", "Folder of Markdown articles to publish and index."),
     Setting("INDEX_DIR", "", "Folder of the search index; empty means `<instance>/index`."),
     Setting("EMBEDDING_MODEL", "",

@@ -44,7 +44,8 @@ class SearchService:
         """Return the engine over the published index, switching to a newer one when it appears."""
         with self._lock:
             if self._engine is None:
-                self._engine = SearchEngine(self.index_dir, self.embedder(), search_config(self.config))
+                self._engine = SearchEngine(self.index_dir, self.embedder(), search_config(self.config),
+                                            pages=True)
             else:
                 self._engine.refresh()
             return self._engine

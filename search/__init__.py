@@ -7,10 +7,11 @@ from .articles import Article, ArticleError, Category, Corpus, Section, load_cat
 from .build import BuildReport, build_index
 from .embeddings import Embedder, EmbedderUnavailable, SentenceTransformerEmbedder
 from .engine import Hit, QueryError, SearchConfig, SearchEngine, SearchResults
+from .library import Library
 from .store import IndexCorrupt, IndexMissing
 
 __all__ = [
     "Article", "ArticleError", "BuildReport", "Category", "Corpus", "Embedder", "EmbedderUnavailable",
-    "Hit", "IndexCorrupt", "IndexMissing", "QueryError", "SearchConfig", "SearchEngine", "SearchResults",
+    "Hit", "IndexCorrupt", "IndexMissing", "Library", "QueryError", "SearchConfig", "SearchEngine", "SearchResults",
     "Section", "SentenceTransformerEmbedder", "build_index", "load_categories", "load_corpus",
 ]

@@ -96,6 +96,40 @@ class Article:
         """Return the section with this anchor, if any."""
         return next((s for s in self.sections if s.anchor == anchor), None)
 
+    def record(self, root: Path | None = None) -> dict[str, Any]:
+        """Return the article as JSON-ready data, from which ``from_record`` rebuilds it."""
+        path = self.path.relative_to(root) if root is not None and self.path.is_relative_to(root) else self.path
+        return {
+            "slug": self.slug, "title": self.title, "summary": self.summary, "category": self.category,
+            "tags": list(self.tags), "questions": list(self.questions), "aliases": list(self.aliases),
+            "related": list(self.related), "updated": self.updated.isoformat() if self.updated else None,
+            "draft": self.draft, "path": str(path), "body": self.body, "body_line": self.body_line,
+            "extra": _plain(self.extra),
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Article:
+        """Rebuild an article from ``record`` data."""
+        return cls(
+            slug=data["slug"], title=data["title"], body=data["body"], path=Path(data["path"]),
+            summary=data["summary"], category=data["category"], tags=tuple(data["tags"]),
+            questions=tuple(data["questions"]), aliases=tuple(data["aliases"]), related=tuple(data["related"]),
+            updated=dt.date.fromisoformat(data["updated"]) if data["updated"] else None, draft=data["draft"],
+            sections=split_sections(data["body"], data["body_line"]), extra=data["extra"],
+            body_line=data["body_line"],
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Return front-matter data with dates as ISO strings, so it can be stored as JSON."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
 
 def heading_anchor(text: str, used: set[str]) -> str:
     """Return the id Markdown's toc extension (with ``slugify_unicode``) gives this heading, unique in ``used``."""

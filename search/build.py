@@ -13,14 +13,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .analysis import markdown_text
-from .articles import Article, ArticleError, article_paths, load_article
+from .articles import Article, ArticleError, article_paths, load_article, load_categories
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
 from .lexical import TermCounts, write_whoosh
@@ -59,6 +59,8 @@ class _Previous:
     files: dict[str, list[Any]] = field(default_factory=dict)  # rel path -> [mtime_ns, size, slug|None, hash]
     dense: bool = False
     model: str | None = None
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> Article.record()
+    site: dict[str, Any] = field(default_factory=dict)  # categories and redirects
 
     @classmethod
     def read(cls, store: IndexStore) -> _Previous:
@@ -69,17 +71,19 @@ class _Previous:
             manifest = store.manifest(path)
             docs = json.loads((path / "docs.json").read_text())
             files = json.loads((path / "files.json").read_text())
+            records = json.loads((path / "articles.json").read_text())
+            site = json.loads((path / "site.json").read_text())
         except (OSError, ValueError, IndexCorrupt) as exc:
             log.warning("rebuilding the index from scratch: %s", exc)
             return cls()
-        return cls(path, docs, files, bool(manifest.get("dense")), manifest.get("model"))
+        return cls(path, docs, files, bool(manifest.get("dense")), manifest.get("model"), records, site)
 
 
 def _doc_record(article: Article) -> dict[str, Any]:
     return {
         "slug": article.slug, "title": article.title, "summary": article.summary,
         "category": article.category, "hash": article.content_hash,
-        # Plain text, for snippets: the site renders pages from the Markdown files themselves.
+        # Plain text, for snippets; pages are rendered from articles.json.
         "sections": [[s.anchor, s.heading, " ".join(markdown_text(s.text).split())] for s in article.sections],
     }
 
@@ -148,7 +152,12 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
         removed = [s for s in old_index if s not in current]
         changed = sum(1 for s in fresh_slugs if s in old_index)
         want_dense = embedder is not None
-        if old.path is not None and not fresh and not removed and (old.dense or not want_dense):
+        # What the site shows changes without a search change too (related, aliases, dates, categories).
+        records = {s: parsed[s].record(root) if s in parsed else old.records[s] for s in sorted(current)}
+        site = _site_data(root, old, records, removed, [parsed[s] for s in fresh_slugs if s not in old_index],
+                          errors)
+        if old.path is not None and not fresh and not removed and (old.dense or not want_dense) \
+                and records == old.records and site == old.site:
             if files != old.files:  # only timestamps moved: remember them, so next time reads nothing
                 _write_atomic(old.path / "files.json", json.dumps(files))
             return BuildReport(old.path.name, len(keep), 0, 0, 0, 0, old.dense,
@@ -172,6 +181,9 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
             _tick(progress, "analyse", len(fresh), len(fresh))
             docs = [old.docs[i] for i in keep_rows] + [_doc_record(a) for a in fresh]
             (folder / "docs.json").write_text(json.dumps(docs))
+            (folder / "articles.json").write_text(json.dumps(records))
+            (folder / "site.json").write_text(json.dumps(site))
+            del records
             passages = DenseIndex.build_arrays(fresh)
             replaced = [old_index[a.slug] for a in fresh if a.slug in old_index]
             added = len(fresh) - changed
@@ -198,6 +210,36 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
             raise
     return BuildReport(final.name, len(keep_rows) + added + changed, added, changed, len(removed), embedded, dense,
                        time.perf_counter() - started, tuple(errors))
+
+
+def _site_data(root: Path, old: _Previous, records: dict[str, dict[str, Any]], removed: list[str],
+               added: list[Article], errors: list[ArticleError]) -> dict[str, Any]:
+    """Return the categories and the redirects of renamed articles, carried over from build to build.
+
+    A published article whose file disappeared while a new one with the same body or title appeared
+    was renamed: its old slug keeps redirecting to the new one from then on.
+    """
+    try:
+        categories = [asdict(c) for c in load_categories(root).values()]
+    except ArticleError as exc:
+        errors.append(exc)
+        categories = old.site.get("categories", [])
+    redirects = dict(old.site.get("redirects", {}))
+    by_body = {a.body.strip(): a.slug for a in added}
+    by_title = {a.title: a.slug for a in added}
+    for slug in removed:
+        before = old.records.get(slug)
+        if before is not None:
+            target = by_body.get(before["body"].strip()) or by_title.get(before["title"])
+            if target:
+                redirects[slug] = target
+    redirects = {old_slug: new for old_slug, new in redirects.items() if old_slug not in records}
+    for old_slug in list(redirects):  # follow chains of renames to the article's current slug
+        seen = {old_slug}
+        while redirects[old_slug] in redirects and redirects[old_slug] not in seen:
+            seen.add(redirects[old_slug])
+            redirects[old_slug] = redirects[redirects[old_slug]]
+    return {"categories": categories, "redirects": redirects}
 
 
 def _write_atomic(path: Path, text: str) -> None:

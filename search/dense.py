@@ -123,6 +123,14 @@ class DenseIndex:
         title, section = best[0::2], best[1::2]
         return (self.title_weight * title + (1.0 - self.title_weight) * section).astype(np.float32)
 
+    def article_vectors(self) -> np.ndarray:
+        """Return one normalised vector per article: the mean of its passages' vectors."""
+        if not self.n_docs:
+            return np.zeros((0, self.vectors.shape[1]), dtype=np.float32)
+        sums = np.add.reduceat(self.vectors, self._bounds[0::2], axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
     def best_section(self, passage_scores: np.ndarray, doc: int) -> int:
         """Return the index of the article's section whose chunk matched best (-1: none)."""
         start, end = self._bounds[2 * doc + 1], self._ends[doc]

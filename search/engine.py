@@ -25,6 +25,7 @@ from .lexical import (
     ParsedQuery,
     TermCounts,
 )
+from .library import Library
 from .store import IndexCorrupt, IndexStore
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class SearchResults:
     suggestion: str | None = None
     fallback: bool = False  # True when dense search was asked for but the model is unavailable
     took_ms: float = 0.0
+    categories: dict[str, int] = field(default_factory=dict)  # matching articles per category, unfiltered
 
 
 @dataclass
@@ -87,16 +89,22 @@ class _Generation:
     lexical: LexicalIndex
     dense: DenseIndex | None
     categories: np.ndarray
+    library: Library | None
+    rows: dict[str, int]
+    category_names: list[str]
+    category_codes: np.ndarray
+    article_vectors: np.ndarray | None = None
 
 
 class SearchEngine:
     """Answers queries from the published generation of an index folder; reloads when it changes."""
 
     def __init__(self, index_dir: Path | str, embedder: Embedder | None = None,
-                 config: SearchConfig | None = None):
+                 config: SearchConfig | None = None, *, pages: bool = False):
         self.store = IndexStore(index_dir)
         self.embedder = embedder
         self.config = config or SearchConfig()
+        self.pages = pages  # also load the articles themselves, for a site to show
         self.dense_error: str | None = None if embedder else "no embedding model configured"
         self._lock = threading.Lock()
         self._gen = self._open()
@@ -110,11 +118,16 @@ class SearchEngine:
                                    b=cfg.field_b, k1=cfg.k1)
             dense = DenseIndex.load(path, title_weight=cfg.title_weight) if (path / "vectors.npy").exists() \
                 else None
+            library = Library.load(path) if self.pages else None
         except Exception as exc:  # any unreadable part means the index must be rebuilt: say which
             raise IndexCorrupt(f"cannot open the index in {path} ({type(exc).__name__}: {exc}); "
                                "rebuild it with 'kb index --force'") from exc
         categories = np.array([d["category"] for d in docs], dtype=object)
-        return _Generation(path.name, docs, lexical, dense, categories)
+        names: list[str] = sorted({str(d["category"]) for d in docs})
+        codes = np.searchsorted(np.array(names, dtype=str), categories.astype(str)).astype(np.int64)
+        rows = {d["slug"]: i for i, d in enumerate(docs)}
+        vectors = dense.article_vectors() if dense is not None and self.pages else None
+        return _Generation(path.name, docs, lexical, dense, categories, library, rows, names, codes, vectors)
 
     @property
     def generation(self) -> str:
@@ -123,6 +136,28 @@ class SearchEngine:
     @property
     def articles(self) -> int:
         return len(self._gen.docs)
+
+    @property
+    def library(self) -> Library:
+        """Return the published articles (an engine opened with ``pages=True``)."""
+        if self._gen.library is None:
+            raise RuntimeError("this engine was opened without pages=True")
+        return self._gen.library
+
+    def related(self, slug: str, limit: int = 5) -> list[str]:
+        """Return the slugs of the articles nearest in meaning to this one, nearest first."""
+        gen = self._gen
+        row = gen.rows.get(slug)
+        if row is None:
+            return []
+        if gen.article_vectors is not None:
+            similarity = gen.article_vectors @ gen.article_vectors[row]
+        else:  # no vectors: articles sharing the most title words, then the same category
+            parsed = gen.lexical.parse(gen.docs[row]["title"])
+            similarity = gen.lexical.scores(parsed) + (gen.categories == gen.categories[row]) * 1e-3
+        similarity = np.asarray(similarity, dtype=np.float64)
+        similarity[row] = -np.inf
+        return [gen.docs[int(i)]["slug"] for i in fusion.top_k(similarity, min(limit, len(gen.docs) - 1))]
 
     def slugs(self) -> list[str]:
         """Return the slugs of the indexed articles."""
@@ -182,14 +217,18 @@ class SearchEngine:
                                      self.config.dense_spread)
         else:
             score = lexical
+        counts = np.bincount(gen.category_codes[matched], minlength=len(gen.category_names))
+        facets = {gen.category_names[i]: int(c) for i, c in enumerate(counts) if c}
         if category:
-            matched &= gen.categories == category
+            code = gen.category_names.index(category) if category in gen.category_names else -1
+            matched &= gen.category_codes == code
         total = int(np.count_nonzero(matched))
         ranked = fusion.top_k(np.where(matched, score, -np.inf), min(offset + limit, total))
         page = ranked[offset:]
         hits = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores) for d in page]
         return SearchResults(query=text, mode=mode, hits=hits, total=total, suggestion=parsed.suggestion,
-                             fallback=fallback, took_ms=(time.perf_counter() - started) * 1000)
+                             fallback=fallback, took_ms=(time.perf_counter() - started) * 1000,
+                             categories=facets)
 
     def _hit(self, gen: _Generation, doc: int, parsed: ParsedQuery, score: np.ndarray, lexical: np.ndarray,
              dense: np.ndarray | None, passage_scores: np.ndarray | None) -> Hit:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 2  # bump when the analyzer or any file's layout changes: old indexes are rebuilt
+FORMAT_VERSION = 3  # bump when the analyzer or any file's layout changes: old indexes are rebuilt
 KEEP_GENERATIONS = 2  # the current one, and the previous for readers still holding it
 
 

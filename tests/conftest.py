@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from kb_site import create_app
 from search import SearchEngine, SentenceTransformerEmbedder, build_index
@@ -59,3 +62,88 @@ def app(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+POSTGRES_URL = os.environ.get("KB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("KB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def need_service(name: str, problem: str) -> None:
+    """Skip a test whose service is absent, except in CI (KB_REQUIRE_SERVICES=1), where it fails."""
+    message = f"{name} is not reachable ({problem})"
+    if os.environ.get("KB_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message}; KB_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A throw-away PostgreSQL database for this test session, dropped at the end."""
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"kb_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        need_service("PostgreSQL", str(exc.orig).strip().splitlines()[0])
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path) -> str:
+    """A fresh, empty database: SQLite in the test's folder, or the session's PostgreSQL emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'kb.sqlite3'}"
+    url = request.getfixturevalue("postgres_server")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+def make_site(tmp_path: Path, corpus: Path, embedder, **config):
+    """An application with its database migrated and its index built: ready to serve."""
+    from kb_site.db import database
+
+    app = create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "ARTICLES_DIR": str(corpus),
+                      "EMBEDDER": embedder, "TESTING": True, "RATELIMIT_ENABLED": False, **config})
+    with app.app_context():
+        database().upgrade()
+    build_index(corpus, Path(app.instance_path) / "index", embedder)
+    return app
+
+
+@pytest.fixture
+def site(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder):
+    """The site on SQLite with the fixture corpus indexed by the fake embedder."""
+    app = make_site(tmp_path, corpus, fake_embedder)
+    yield app
+    app.extensions["kb_db"].engine.dispose()
+
+
+@pytest.fixture
+def client(site):
+    return site.test_client()
+
+
+@pytest.fixture
+def any_db_site(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder, database_url: str):
+    """The site on each database: SQLite, and PostgreSQL."""
+    app = make_site(tmp_path, corpus, fake_embedder, DATABASE_URL=database_url)
+    yield app
+    app.extensions["kb_db"].engine.dispose()
+
+
+def csrf_token(client, path: str = "/") -> str:
+    """Return the CSRF token a page hands to its visitor."""
+    import re
+
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)

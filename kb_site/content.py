@@ -1,0 +1,89 @@
+"""Articles as pages: Markdown rendered to sanitised HTML, with section anchors matching the index."""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import markdown
+import nh3
+from markdown.extensions.toc import TocExtension, slugify_unicode
+
+from search import Article
+
+# What an article may contain once rendered: no scripts, styles, frames, forms or event handlers.
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "details", "dl", "dt", "em",
+    "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark",
+    "ol", "p", "pre", "s", "samp", "small", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "class"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "code": {"class"},
+    "td": {"align"}, "th": {"align"},
+    "ol": {"start"},
+    **{f"h{n}": {"id"} for n in range(1, 7)},
+}
+URL_SCHEMES = {"http", "https", "mailto", "tel"}
+MEDIA_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".avif"}
+
+
+@dataclass(frozen=True)
+class Page:
+    """An article rendered for display."""
+
+    article: Article
+    html: str
+    toc: tuple[tuple[str, str, int], ...]  # (anchor, heading, level) of h2 and h3 sections
+
+
+def _converter() -> markdown.Markdown:
+    return markdown.Markdown(extensions=[
+        "tables", "fenced_code", "sane_lists", "def_list", "abbr",
+        TocExtension(slugify=slugify_unicode, permalink="#", permalink_class="anchor",
+                     permalink_title="Link to this section"),
+    ], extension_configs={"tables": {"use_align_attribute": True}}, output_format="html")
+
+
+def _attribute_filter(folder: str):
+    """Return an nh3 attribute filter that points relative image paths at the article's media folder."""
+
+    def rewrite(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            parts = urlsplit(value)
+            if not parts.scheme and not value.startswith(("/", "//")):
+                path = posixpath.normpath(posixpath.join(folder, parts.path))
+                if path.startswith("..") or posixpath.splitext(path)[1].lower() not in MEDIA_TYPES:
+                    return None
+                return f"/media/{path}"
+        if tag == "code" and attribute == "class":
+            return value if value.startswith("language-") else None
+        if tag == "a" and attribute == "class":
+            return value if value == "anchor" else None
+        return value
+
+    return rewrite
+
+
+def render_markdown(text: str, folder: str = "") -> str:
+    """Render Markdown to HTML safe to show: nh3 removes scripts, handlers and unsafe URLs."""
+    html = _converter().convert(text)
+    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
+                     link_rel="noopener noreferrer", attribute_filter=_attribute_filter(folder),
+                     strip_comments=True)
+
+
+@functools.lru_cache(maxsize=2048)
+def _render(text: str, folder: str) -> str:
+    return render_markdown(text, folder)
+
+
+def page(article: Article) -> Page:
+    """Return the article rendered (cached by its text: an edit renders again)."""
+    folder = posixpath.dirname(article.path.as_posix()) if not article.path.is_absolute() else ""
+    toc = tuple((s.anchor, s.heading, s.level) for s in article.sections if s.anchor and s.level in (2, 3))
+    return Page(article, _render(article.body, folder), toc)

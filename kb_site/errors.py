@@ -1,0 +1,100 @@
+"""Errors carry their HTTP status and are shown once: as a page, or as JSON to API clients."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+class KBError(Exception):
+    """An error a visitor should see, with its HTTP status."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(KBError):
+    status = 404
+    title = "Page not found"
+
+
+class Unavailable(KBError):
+    status = 503
+    title = "Search is starting up"
+
+
+TITLES = {
+    400: "Bad request", 403: "Forbidden", 404: "Page not found", 405: "Method not allowed",
+    413: "Too much data", 429: "Too many requests", 500: "Something went wrong", 503: "Temporarily unavailable",
+}
+MESSAGES = {
+    404: "We couldn't find that page. It may have moved: try searching for what you need.",
+    405: "This address doesn't accept that kind of request.",
+    413: "That was more data than we accept in one request.",
+    429: "You've sent a lot of requests in a short time. Please wait a minute and try again.",
+    500: "Something went wrong on our side. Please try again in a moment.",
+}
+
+
+def wants_json() -> bool:
+    """Return whether the client is an API client (an /api/ path, or JSON preferred over HTML)."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes["application/json"] > \
+        request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, message: str, title: str | None = None, **extra: object) -> Response:
+    """Return the error as JSON or as a page, with its status."""
+    title = title or TITLES.get(status, "Error")
+    if wants_json():
+        response = jsonify({"error": {"status": status, "title": title, "message": message, **extra}})
+    else:
+        response = Response(render_template("error.html", status=status, title=title, message=message,
+                                            **extra), mimetype="text/html")
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers: no visitor ever sees a stack trace."""
+
+    @app.errorhandler(KBError)
+    def _kb_error(exc: KBError) -> Response:
+        return error_response(exc.status, exc.message, exc.title)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Response:
+        # Keep what the visitor typed: the page offers the same form again with a fresh token.
+        fields = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
+        return error_response(400, "Your session expired or the form was sent from another page, so we "
+                              "didn't save it. Nothing was lost: check it below and send it again.",
+                              "Please send that again", resend_fields=fields, resend_to=request.path,
+                              reason=exc.description)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        message = MESSAGES.get(status) or exc.description or ""
+        response = error_response(status, message)
+        if status == 429:
+            response.headers["Retry-After"] = "60"
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def _internal(exc: InternalServerError) -> Response:
+        log.error("unhandled error on %s %s", request.method, request.path,
+                  exc_info=exc.original_exception or exc)
+        return error_response(500, MESSAGES[500])

@@ -1,0 +1,132 @@
+"""``kb serve``: the whole site on gunicorn, with the index built first and kept up to date.
+
+The serving process never loads the embedding model before forking its workers: the first build
+and the article watcher run in their own processes, and each worker loads the model for itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from search import ArticleError, build_index
+
+log = logging.getLogger(__name__)
+
+
+def snapshot(articles_dir: Path) -> dict[str, tuple[int, int]]:
+    """Return the modification time and size of every article and category file."""
+    found = {}
+    for pattern in ("*.md", "_category.yml"):
+        for path in articles_dir.rglob(pattern):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found[str(path)] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+def watch(app: Flask, stop: threading.Event | None = None) -> None:
+    """Re-index the articles folder whenever a file in it changes, until ``stop`` is set."""
+    from .search_service import service
+
+    interval = float(app.config["RELOAD_INTERVAL"])
+    with app.app_context():
+        svc = service()
+        seen: dict[str, tuple[int, int]] | None = None
+        while stop is None or not stop.is_set():
+            try:
+                now = snapshot(svc.articles_dir)
+                if now != seen:
+                    report = build_index(svc.articles_dir, svc.index_dir, svc.embedder())
+                    for error in report.errors:
+                        log.warning("%s (left out of the index)", error)
+                    if not report.unchanged:
+                        log.warning("published index %s: %d added, %d changed, %d removed", report.generation,
+                                    report.added, report.changed, report.removed)
+                    seen = now
+            except (ArticleError, OSError) as exc:
+                log.error("cannot re-index the articles: %s", exc)
+            if stop is not None:
+                stop.wait(interval)
+            else:
+                time.sleep(interval)
+
+
+def _watch_process(instance: str) -> None:
+    from . import create_app
+
+    logging.basicConfig(level=logging.WARNING, format="watcher: %(levelname)s: %(message)s")
+    os.environ["KB_INSTANCE_DIR"] = instance
+    watch(create_app())
+
+
+def start_watcher(app: Flask) -> multiprocessing.process.BaseProcess | None:
+    """Start the article watcher in a process of its own (spawned: no model in the server)."""
+    if float(app.config["RELOAD_INTERVAL"]) <= 0:
+        return None
+    process = multiprocessing.get_context("spawn").Process(target=_watch_process, args=(app.instance_path,),
+                                                           name="kb-watcher", daemon=True)
+    process.start()
+    return process
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn serving one application object."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]):
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def post_fork(_server: Any, worker: Any) -> None:
+    """In each new worker: fresh database connections, and the model loading in the background."""
+    from .db import EXTENSION as DB
+    from .search_service import service
+
+    app = worker.app.application
+    app.extensions[DB].engine.dispose(close=False)
+
+    def warm() -> None:
+        with app.app_context():
+            embedder = service().embedder()
+            load = getattr(embedder, "load", None)
+            if load is not None:
+                try:
+                    load()
+                except Exception as exc:  # the engine logs and falls back to lexical search on first use
+                    log.warning("embedding model not loaded: %s", exc)
+
+    threading.Thread(target=warm, name="kb-warm", daemon=True).start()
+
+
+def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
+    """Run the site on gunicorn until interrupted."""
+    from .db import database
+
+    with app.app_context():
+        database().engine.dispose()  # no connection crosses the fork
+    options = {
+        "bind": f"{host}:{port}", "workers": workers, "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync", "timeout": 60, "graceful_timeout": 20,
+        "accesslog": "-", "errorlog": "-", "loglevel": "info", "post_fork": post_fork,
+        "forwarded_allow_ips": "*" if int(app.config["PROXY_COUNT"]) else "127.0.0.1",
+    }
+    Server(app, options).run()

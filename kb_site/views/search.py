@@ -1,0 +1,69 @@
+"""The search results page, and the record of a suggestion picked while typing."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, session
+
+from search import QueryError
+from search.analysis import clean_query
+
+from .. import visitors
+from ..errors import KBError
+from . import absolute, engine, library
+from .help import featured
+
+bp = Blueprint("search", __name__)
+
+
+def _page_number() -> int:
+    try:
+        number = int(request.args.get("page", "1"))
+    except ValueError:
+        raise KBError("The page number must be a whole number.") from None
+    if not 1 <= number <= 1000:
+        raise KBError("The page number must be between 1 and 1000.")
+    return number
+
+
+@bp.get("/search")
+def results() -> str:
+    """Show ranked articles for a query, with a category filter, pages and "did you mean"."""
+    query = request.args.get("q", "")
+    category = request.args.get("category") or None
+    number = _page_number()
+    lib = library()
+    if not clean_query(query):
+        return render_template("search.html", query="", results=None, categories=lib.categories,
+                               featured=featured(lib), canonical=absolute("/search"))
+    size = int(current_app.config["PAGE_SIZE"])
+    try:
+        found = engine().search(query, limit=size, offset=(number - 1) * size, category=category)
+    except QueryError as exc:
+        raise KBError(str(exc)) from None
+    pages = max(1, math.ceil(found.total / size))
+    if number == 1:
+        event = visitors.record("search", query=found.query[:500], results=found.total, detail=category)
+        session["last_search"] = {"id": event.id, "q": found.query[:200], "slugs": [h.slug for h in found.hits],
+                                  "offset": 0}
+    facets = [(c, found.categories[c.slug]) for c in lib.categories if found.categories.get(c.slug)]
+    return render_template("search.html", query=found.query, results=found, category=category, page=number,
+                           pages=pages, facets=facets, categories=lib.categories,
+                           featured=featured(lib) if not found.total else [], canonical=absolute("/search"))
+
+
+@bp.post("/search/picked")
+def picked() -> Response:
+    """Record a suggestion picked from the search box: a search, and a click on its result."""
+    query = clean_query(request.form.get("q", ""))[:500]
+    slug = request.form.get("slug", "")
+    if not query or slug not in library().articles:
+        raise KBError("Give the query typed (q) and the article picked (slug).")
+    try:
+        position = max(1, min(100, int(request.form.get("position", "1"))))
+    except ValueError:
+        position = 1
+    search = visitors.record("search", query=query, results=None, detail="suggestion")
+    visitors.record("click", slug=slug, query=query, search_id=search.id, position=position)
+    return jsonify({"recorded": True})

@@ -1,0 +1,58 @@
+"""The published articles of one index generation, as the site shows them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .articles import Article, Category
+
+
+@dataclass(frozen=True)
+class Library:
+    """Articles by slug, categories in display order, and where old slugs now live."""
+
+    articles: dict[str, Article]
+    categories: tuple[Category, ...]
+    redirects: dict[str, str]  # alias or renamed slug -> current slug
+
+    @classmethod
+    def load(cls, generation: Path) -> Library:
+        """Read a generation's ``articles.json`` and ``site.json``."""
+        records = json.loads((generation / "articles.json").read_text())
+        site = json.loads((generation / "site.json").read_text())
+        articles = {slug: Article.from_record(r) for slug, r in records.items()}
+        redirects = dict(site["redirects"])
+        for article in articles.values():  # an alias an editor wrote wins over a detected rename
+            for alias in article.aliases:
+                if alias not in articles:
+                    redirects[alias] = article.slug
+        known = {c["slug"]: Category(**c) for c in site["categories"]}
+        for article in articles.values():  # a category named in front-matter with no folder of its own
+            if article.category and article.category not in known:
+                known[article.category] = Category(article.category, article.category.replace("-", " ").capitalize())
+        categories = tuple(sorted(known.values(), key=lambda c: (c.order, c.title.lower())))
+        return cls(articles, categories, redirects)
+
+    def category(self, slug: str) -> Category | None:
+        """Return the category with this slug, if any."""
+        return next((c for c in self.categories if c.slug == slug), None)
+
+    def in_category(self, slug: str) -> list[Article]:
+        """Return a category's articles by title."""
+        return sorted((a for a in self.articles.values() if a.category == slug), key=lambda a: a.title.lower())
+
+    def counts(self) -> dict[str, int]:
+        """Return how many articles each category has."""
+        counts: dict[str, int] = {}
+        for article in self.articles.values():
+            counts[article.category] = counts.get(article.category, 0) + 1
+        return counts
+
+    def resolve(self, slug: str) -> str | None:
+        """Return the current slug for a slug, alias or renamed slug; None if no article answers to it."""
+        if slug in self.articles:
+            return slug
+        target = self.redirects.get(slug)
+        return target if target in self.articles else None

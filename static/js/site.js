@@ -1,0 +1,185 @@
+// Progressive enhancement only: every feature also works without this file.
+(function () {
+  "use strict";
+
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  function post(url, data) {
+    var body = new FormData();
+    Object.keys(data).forEach(function (key) { body.append(key, data[key]); });
+    return fetch(url, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrf, "Accept": "application/json", "X-Requested-With": "fetch" }
+    });
+  }
+
+  // Instant search: an ARIA 1.2 combobox with a listbox of suggested articles.
+  function Combobox(input) {
+    var list = document.getElementById(input.getAttribute("aria-controls"));
+    var form = input.form;
+    var items = [];
+    var active = -1;
+    var timer = null;
+    var controller = null;
+    var lastQuery = "";
+
+    function close() {
+      list.hidden = true;
+      list.innerHTML = "";
+      items = [];
+      active = -1;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+    }
+
+    function highlight(index) {
+      items.forEach(function (item, i) { item.el.setAttribute("aria-selected", i === index ? "true" : "false"); });
+      active = index;
+      if (index >= 0) {
+        input.setAttribute("aria-activedescendant", items[index].el.id);
+        items[index].el.scrollIntoView({ block: "nearest" });
+      } else {
+        input.removeAttribute("aria-activedescendant");
+      }
+    }
+
+    function open(item, position) {
+      post("/search/picked", { q: lastQuery, slug: item.slug, position: position }).catch(function () {});
+      window.location.href = item.url;
+    }
+
+    function show(hits) {
+      list.innerHTML = "";
+      items = hits.map(function (hit, i) {
+        var li = document.createElement("li");
+        li.id = list.id + "-" + i;
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", "false");
+        li.textContent = hit.title;
+        if (hit.section) {
+          var small = document.createElement("small");
+          small.textContent = hit.section;
+          li.appendChild(small);
+        }
+        var item = { el: li, slug: hit.slug, url: hit.url };
+        li.addEventListener("mousedown", function (event) { event.preventDefault(); });
+        li.addEventListener("click", function () { open(item, i + 1); });
+        list.appendChild(li);
+        return item;
+      });
+      active = -1;
+      if (items.length) {
+        list.hidden = false;
+        input.setAttribute("aria-expanded", "true");
+      } else {
+        close();
+      }
+    }
+
+    function fetchSuggestions() {
+      var query = input.value.trim();
+      if (query.length < 2) { close(); return; }
+      if (controller) { controller.abort(); }
+      controller = new AbortController();
+      var params = new URLSearchParams({ q: query, limit: "6" });
+      var category = form && form.querySelector('input[name="category"]');
+      if (category) { params.set("category", category.value); }
+      fetch("/api/search?" + params.toString(), { signal: controller.signal, headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : { hits: [] }; })
+        .then(function (data) { lastQuery = query; if (input.value.trim() === query) { show(data.hits || []); } })
+        .catch(function () {});
+    }
+
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(fetchSuggestions, 180);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown") {
+        if (list.hidden) { fetchSuggestions(); return; }
+        event.preventDefault();
+        highlight(items.length ? (active + 1) % items.length : -1);
+      } else if (event.key === "ArrowUp") {
+        if (list.hidden) { return; }
+        event.preventDefault();
+        highlight(active <= 0 ? items.length - 1 : active - 1);
+      } else if (event.key === "Enter") {
+        if (!list.hidden && active >= 0) {
+          event.preventDefault();
+          open(items[active], active + 1);
+        }
+      } else if (event.key === "Escape") {
+        if (!list.hidden) { event.preventDefault(); close(); }
+      }
+    });
+    input.addEventListener("blur", function () { setTimeout(close, 100); });
+  }
+
+  // "Was this helpful?": vote without a reload; "No" opens the reason form.
+  function Feedback(section) {
+    var voteForm = section.querySelector(".feedback-vote");
+    var reasonForm = section.querySelector(".feedback-reason");
+    var status = section.querySelector(".feedback-status");
+    var contact = section.querySelector(".feedback-contact");
+    var buttons = voteForm.querySelectorAll("button[name=helpful]");
+
+    function send(form, data) {
+      return post(form.action, data).then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) { throw new Error((body.error && body.error.message) || "Sorry, that didn't work."); }
+          return body;
+        });
+      }).catch(function (error) {
+        status.textContent = error.message || "Sorry, we couldn't save that. Please try again.";
+        throw error;
+      });
+    }
+
+    voteForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var helpful = event.submitter ? event.submitter.value : "yes";
+      send(voteForm, { helpful: helpful }).then(function (body) {
+        buttons.forEach(function (b) { b.setAttribute("aria-pressed", b.value === helpful ? "true" : "false"); });
+        status.textContent = body.message;
+        reasonForm.hidden = helpful !== "no";
+        contact.hidden = helpful !== "no";
+        if (helpful === "no") { reasonForm.querySelector("input[type=radio]").focus(); }
+      });
+    });
+
+    reasonForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var data = { helpful: "no", comment: reasonForm.elements.comment.value };
+      var checked = reasonForm.querySelector("input[name=reason]:checked");
+      if (checked) { data.reason = checked.value; }
+      send(reasonForm, data).then(function (body) {
+        status.textContent = body.message;
+        reasonForm.hidden = true;
+      });
+    });
+  }
+
+  // Heading anchors copy the section's deep link.
+  function CopyLinks(article) {
+    var status = document.querySelector("[data-copy-status]");
+    article.querySelectorAll("a.anchor").forEach(function (link) {
+      link.setAttribute("role", "button");
+      link.setAttribute("aria-label", "Copy link to section: " + link.parentElement.textContent.replace(/#$/, "").trim());
+      link.addEventListener("click", function (event) {
+        var url = window.location.origin + window.location.pathname + link.getAttribute("href");
+        if (!navigator.clipboard) { return; }
+        event.preventDefault();
+        history.replaceState(null, "", link.getAttribute("href"));
+        navigator.clipboard.writeText(url).then(function () {
+          link.setAttribute("data-copied", "");
+          if (status) { status.textContent = "Link copied: " + url; }
+          setTimeout(function () { link.removeAttribute("data-copied"); }, 2000);
+        });
+      });
+    });
+  }
+
+  document.querySelectorAll("input[data-suggest]").forEach(function (input) { Combobox(input); });
+  document.querySelectorAll("[data-feedback]").forEach(function (section) { Feedback(section); });
+  document.querySelectorAll("[data-article]").forEach(function (article) { CopyLinks(article); });
+})();

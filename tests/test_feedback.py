@@ -1,0 +1,129 @@
+"""The feedback widget and the visitor's trail, stored on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+from kb_site.db import database
+from kb_site.models import Event, Vote
+from kb_site.visitors import trail
+from tests.conftest import csrf_token
+
+
+def votes(app) -> list[Vote]:
+    with app.app_context(), database().sessions() as s:
+        return list(s.query(Vote).order_by(Vote.id))
+
+
+def revision(app, slug: str) -> str:
+    return app.test_client().get(f"/api/articles/{slug}").get_json()["revision"]
+
+
+def test_vote_without_javascript_then_reason(any_db_site):
+    """A plain form "No" stores the vote and asks why; the reason form then completes it."""
+    client = any_db_site.test_client()
+    token = csrf_token(client, "/articles/return-policy")
+    response = client.post("/articles/return-policy/feedback", data={"csrf_token": token, "helpful": "no"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/articles/return-policy#feedback")
+    page = client.get("/articles/return-policy").get_data(as_text=True)
+    assert "Sorry it didn" in page and re.search(r'<form class="feedback-reason"[^>]*>', page).group(0).find(
+        "hidden") == -1
+    client.post("/articles/return-policy/feedback", data={"csrf_token": token, "helpful": "no",
+                                                          "reason": "outdated", "comment": "Says 30 days, I got 14"})
+    [vote] = votes(any_db_site)
+    assert (vote.slug, vote.helpful, vote.reason, vote.comment) == ("return-policy", False, "outdated",
+                                                                   "Says 30 days, I got 14")
+    assert vote.revision == revision(any_db_site, "return-policy")
+
+
+def test_vote_with_javascript_is_json_and_changeable(any_db_site):
+    """fetch() with the CSRF header gets JSON; voting again changes the one vote, clearing the reason."""
+    client = any_db_site.test_client()
+    token = csrf_token(client, "/articles/return-policy")
+    headers = {"X-CSRFToken": token, "Accept": "application/json"}
+    first = client.post("/articles/return-policy/feedback", data={"helpful": "no", "reason": "unclear"},
+                        headers=headers)
+    assert first.status_code == 200 and first.get_json()["vote"]["reason"] == "unclear"
+    second = client.post("/articles/return-policy/feedback", data={"helpful": "yes"}, headers=headers)
+    assert second.get_json()["vote"] == {"slug": "return-policy", "helpful": True, "reason": None, "comment": None,
+                                         "revision": revision(any_db_site, "return-policy")}
+    [vote] = votes(any_db_site)
+    assert vote.helpful and vote.reason is None
+    other = any_db_site.test_client()  # another visitor has a vote of their own
+    other.post("/articles/return-policy/feedback", data={"helpful": "no"},
+               headers={"X-CSRFToken": csrf_token(other, "/"), "Accept": "application/json"})
+    assert [v.helpful for v in votes(any_db_site)] == [True, False]
+
+
+def test_vote_on_an_alias_counts_for_the_article(any_db_site):
+    """A vote sent to an old slug is stored under the current one."""
+    client = any_db_site.test_client()
+    response = client.post("/articles/order-tracking/feedback", data={"helpful": "yes"},
+                           headers={"X-CSRFToken": csrf_token(client), "Accept": "application/json"})
+    assert response.status_code == 200
+    assert [v.slug for v in votes(any_db_site)] == ["track-your-order"]
+
+
+def test_bad_votes_store_nothing(any_db_site):
+    """Unknown article, missing or wrong answer, unknown reason, huge comment: 4xx with a message, no vote."""
+    client = any_db_site.test_client()
+    headers = {"X-CSRFToken": csrf_token(client), "Accept": "application/json"}
+    cases = [
+        ("/articles/nope/feedback", {"helpful": "yes"}, 404, "no article called 'nope'"),
+        ("/articles/return-policy/feedback", {}, 400, "Say whether the article helped"),
+        ("/articles/return-policy/feedback", {"helpful": "maybe"}, 400, "Answer yes or no"),
+        ("/articles/return-policy/feedback", {"helpful": "no", "reason": "bogus"}, 400, "Choose one of the reasons"),
+        ("/articles/return-policy/feedback", {"helpful": "no", "comment": "x" * 1001}, 400, "1,000 characters"),
+    ]
+    for url, data, status, message in cases:
+        response = client.post(url, data=data, headers=headers)
+        assert response.status_code == status, (data, response.get_json())
+        assert message in response.get_json()["error"]["message"]
+    assert votes(any_db_site) == []
+
+
+def test_vote_records_revision_so_edits_can_be_compared(any_db_site, corpus):
+    """After an article is edited, new votes carry the new revision; old ones keep theirs."""
+    from search import build_index
+    from tests.conftest import FIXTURES  # noqa: F401 - the corpus fixture is a private copy
+
+    first, second = any_db_site.test_client(), any_db_site.test_client()
+    first.post("/articles/return-policy/feedback", data={"helpful": "no"},
+               headers={"X-CSRFToken": csrf_token(first), "Accept": "application/json"})
+    before = revision(any_db_site, "return-policy")
+    path = corpus / "returns" / "return-policy.md"
+    path.write_text(path.read_text().replace("within 30 days", "within 60 days"))
+    build_index(corpus, any_db_site.instance_path + "/index", any_db_site.config["EMBEDDER"])
+    after = revision(any_db_site, "return-policy")
+    second.post("/articles/return-policy/feedback", data={"helpful": "yes"},
+                headers={"X-CSRFToken": csrf_token(second), "Accept": "application/json"})
+    assert before != after
+    assert [(v.helpful, v.revision) for v in votes(any_db_site)] == [(False, before), (True, after)]
+
+
+def test_trail_keeps_what_the_visitor_did(any_db_site):
+    """Searches with counts, views and votes of this visit are recorded in order, for the ticket form."""
+    client = any_db_site.test_client()
+    client.get("/search?q=refund")
+    client.get("/articles/refund-timescales", headers={"Referer": "http://localhost/search?q=refund"})
+    client.post("/articles/refund-timescales/feedback", data={"helpful": "no", "reason": "not-answered"},
+                headers={"X-CSRFToken": csrf_token(client, "/search"), "Accept": "application/json"})
+    with any_db_site.app_context(), database().sessions() as s:
+        visit = s.query(Event).filter_by(kind="search").one().visit
+    with any_db_site.app_context():
+        steps = [(e.kind, e.slug, e.query, e.detail) for e in trail(visit)]
+    assert steps[0][0] == "search" and steps[0][2] == "refund"
+    assert ("click", "refund-timescales", "refund", None) in steps
+    assert ("vote", "refund-timescales", None, "no:not-answered") in steps
+    assert [s[0] for s in steps].index("view") < [s[0] for s in steps].index("vote")
+
+
+def test_helpful_articles_lead_the_home_page(any_db_site):
+    """Articles with the best helpful share (and enough votes) are listed first on the home page."""
+    for _ in range(3):
+        client = any_db_site.test_client()
+        client.post("/articles/stove-recall/feedback", data={"helpful": "yes"},
+                    headers={"X-CSRFToken": csrf_token(client), "Accept": "application/json"})
+    html = any_db_site.test_client().get("/").get_data(as_text=True)
+    featured = html[html.index("Most helpful articles"):]
+    assert re.findall(r'href="/articles/([\w-]+)"', featured)[0] == "stove-recall"

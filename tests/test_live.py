@@ -1,0 +1,127 @@
+"""Live content: edits reach the running site without a restart; renamed articles keep their links."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kb_site.serve import watch
+from search import build_index
+
+ROOT = Path(__file__).parent.parent
+
+
+def wait_for(check, timeout: float = 10.0, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def test_watcher_publishes_edits_additions_and_removals(site, corpus):
+    """With the watcher running, edits, new files and deletions show on the site within 10 s."""
+    site.config["RELOAD_INTERVAL"] = 0.2
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, args=(site, stop), daemon=True)
+    thread.start()
+    client = site.test_client()
+    try:
+        path = corpus / "returns" / "return-policy.md"
+        path.write_text(path.read_text().replace("title: Return policy", "title: Our 60-day return policy"))
+        assert wait_for(lambda: "Our 60-day return policy" in client.get("/articles/return-policy").get_data(
+            as_text=True))
+        (corpus / "returns" / "store-credit.md").write_text(
+            "---\ntitle: Store credit\nsummary: Refunds as store credit.\n---\n\nStore credit never expires.\n")
+        assert wait_for(lambda: client.get("/articles/store-credit").status_code == 200)
+        (corpus / "products" / "stove-recall.md").unlink()
+        assert wait_for(lambda: client.get("/articles/stove-recall").status_code == 404)
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_rebuild_is_seen_at_once_and_rename_redirects(site, corpus, fake_embedder):
+    """After kb index the next request sees the new index; a renamed file's old slug answers 301."""
+    client = site.test_client()
+    assert client.get("/articles/refund-timescales").status_code == 200
+    old = corpus / "returns" / "refund-timescales.md"
+    old.rename(corpus / "returns" / "when-will-i-get-my-refund.md")
+    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
+    response = client.get("/articles/refund-timescales")
+    assert response.status_code == 301 and response.headers["Location"] == "/articles/when-will-i-get-my-refund"
+    assert client.get("/articles/when-will-i-get-my-refund").status_code == 200
+    # A second rename keeps the first old slug working, pointing at the newest one.
+    (corpus / "returns" / "when-will-i-get-my-refund.md").rename(corpus / "returns" / "refunds.md")
+    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
+    assert client.get("/articles/refund-timescales").headers["Location"] == "/articles/refunds"
+    assert client.get("/api/articles/when-will-i-get-my-refund").headers["Location"] == "/api/articles/refunds"
+
+
+def test_category_and_related_edits_publish_without_search_changes(site, corpus, fake_embedder):
+    """Front-matter that search ignores (related, categories) still reaches the pages."""
+    (corpus / "returns" / "_category.yml").write_text("title: Returns and refunds\ndescription: Send it back.\n")
+    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
+    assert "<h1>Returns and refunds</h1>" in site.test_client().get("/categories/returns").get_data(as_text=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path, corpus):
+    """`kb serve` as a user starts it, lexical-only (no model in the child), on a free port."""
+    port = _free_port()
+    env = {**os.environ, "KB_INSTANCE_DIR": str(tmp_path / "instance"), "KB_ARTICLES_DIR": str(corpus),
+           "KB_EMBEDDING_MODEL": "none", "KB_RELOAD_INTERVAL": "0.5"}
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "kb_site.cli", "serve", "--port", str(port), "--threads", "2"],
+                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(base + "/", timeout=2).status == 200
+        except (urllib.error.URLError, OSError):
+            return process.poll() is not None
+
+    wait_for(up, timeout=60)
+    try:
+        assert process.poll() is None, (tmp_path / "serve.log").read_text()
+        yield base, tmp_path
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(20)
+        log.close()
+
+
+def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
+    """kb serve: gunicorn, the database migrated, the index built, and edits live within 10 s."""
+    base, folder = served
+    with urllib.request.urlopen(base + "/articles/return-policy") as response:
+        assert response.status == 200
+        assert response.headers["Server"].startswith("gunicorn")
+        assert "Return policy" in response.read().decode()
+    assert (folder / "instance" / "kb.sqlite3").exists() and (folder / "instance" / "secret_key").exists()
+    path = corpus / "returns" / "return-policy.md"
+    path.write_text(path.read_text().replace("title: Return policy", "title: Returns within 60 days"))
+
+    def shows() -> bool:
+        with urllib.request.urlopen(base + "/articles/return-policy") as response:
+            return "Returns within 60 days" in response.read().decode()
+
+    assert wait_for(shows, timeout=10)

@@ -1,0 +1,194 @@
+"""The help pages through the test client: what a visitor sees, and where links lead."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from kb_site.db import database
+from kb_site.models import Event
+
+
+def events(app, kind: str) -> list[Event]:
+    with app.app_context(), database().sessions() as s:
+        return list(s.query(Event).filter_by(kind=kind).order_by(Event.id))
+
+
+def test_home_lists_categories_with_counts_and_featured_articles(client):
+    """Home has the search combobox, every category with its article count, and articles to start with."""
+    html = client.get("/").get_data(as_text=True)
+    assert 'role="combobox"' in html and 'action="/search"' in html
+    assert re.search(r'href="/categories/products"><strong>Products</strong></a>.*?5 articles', html, re.S)
+    assert re.search(r'href="/categories/orders">.*?2 articles', html, re.S)  # the draft is not counted
+    assert "Most helpful articles" in html and 'href="/articles/' in html
+    assert '<link rel="canonical" href="http://localhost/">' in html
+
+
+def test_category_page_lists_its_articles_and_404s_unknown(client):
+    """A category page lists its published articles; an unknown one is a 404 with a search box."""
+    html = client.get("/categories/returns").get_data(as_text=True)
+    assert "Return policy" in html and "When will I get my refund" in html
+    assert "<title>Returns · " in html
+    missing = client.get("/categories/nope")
+    assert missing.status_code == 404 and 'role="search"' in missing.get_data(as_text=True)
+
+
+def test_article_page_has_toc_anchors_breadcrumbs_and_related(client):
+    """An article shows its contents, heading anchors with links, breadcrumbs, date and related articles."""
+    response = client.get("/articles/return-policy")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<h2 id="print-a-returns-label">' in html
+    assert '<a class="anchor" href="#print-a-returns-label"' in html
+    assert '<a href="#items-we-cannot-accept">' in html  # table of contents
+    assert re.search(r'class="breadcrumbs".*?href="/categories/returns"', html, re.S)
+    assert '<time datetime="2026-09-30">30 September 2026</time>' in html
+    related = html[html.index('id="related-title"'):]
+    first = re.findall(r'href="/articles/([\w-]+)"', related)
+    assert first[0] == "refund-timescales"  # hand-picked first, then nearest by embedding
+    assert len(first) >= 3 and "return-policy" not in first
+    assert '<meta name="description" content="Send items back within 30 days.">' in html
+    assert '<link rel="canonical" href="http://localhost/articles/return-policy">' in html
+
+
+def test_alias_redirects_permanently_keeping_the_query(client):
+    """An alias answers 301 to the current URL."""
+    response = client.get("/articles/order-tracking?x=1")
+    assert response.status_code == 301
+    assert response.headers["Location"] == "/articles/track-your-order?x=1"
+
+
+def test_drafts_and_unknown_articles_are_not_found(client):
+    """Drafts are not published; an unknown slug is a friendly 404 page with a search box."""
+    for slug in ("draft-gift-wrapping", "no-such-article"):
+        response = client.get(f"/articles/{slug}")
+        assert response.status_code == 404
+        html = response.get_data(as_text=True)
+        assert "Page not found" in html and 'role="search"' in html and "Traceback" not in html
+
+
+def test_search_page_marks_terms_links_sections_and_counts(client, site):
+    """Results show the count, marked snippets, links to the best section, and record the search."""
+    html = client.get("/search?q=returns+label").get_data(as_text=True)
+    assert re.search(r"\d+ articles? for “returns label”", html)
+    assert "<mark>" in html
+    assert 'href="/articles/return-policy#print-a-returns-label"' in html
+    assert '<meta name="robots" content="noindex, follow">' in html
+    [search] = events(site, "search")
+    assert search.query == "returns label" and search.results >= 1
+
+
+def test_search_category_filter_and_facets(client):
+    """Facets count matches per category; choosing one filters the results to it."""
+    html = client.get("/search?q=backpack").get_data(as_text=True)
+    assert re.search(r'category=products"[^>]*>Products <span class="count">\(\d+\)', html)
+    filtered = client.get("/search?q=backpack&category=products").get_data(as_text=True)
+    links = re.findall(r'class="result-title"><a href="/articles/([\w-]+)', filtered)
+    assert links and set(links) <= {"backpack-fitting", "trailhead-backpack", "ridgeline-tent-parts",
+                                     "sizing-guide", "stove-recall"}
+
+
+def test_search_pagination(site):
+    """Pages of results do not overlap and link to each other."""
+    client = site.test_client()
+    site.config["PAGE_SIZE"] = 2
+    first = client.get("/search?q=order").get_data(as_text=True)
+    second = client.get("/search?q=order&page=2").get_data(as_text=True)
+    slugs = lambda html: re.findall(r'class="result-title"><a href="/articles/([\w-]+)', html)  # noqa: E731
+    assert len(slugs(first)) == 2 and slugs(second) and not set(slugs(first)) & set(slugs(second))
+    assert 'rel="next" href="/search?q=order&amp;page=2"' in first
+    assert 'rel="prev"' in second
+    assert client.get("/search?q=order&page=x").status_code == 400
+
+
+def test_did_you_mean_and_zero_results(tmp_path, corpus):
+    """A typo gets a "did you mean"; nothing found offers popular articles and the way to contact support."""
+    from tests.conftest import make_site
+
+    # Lexical only: the fake embedder's hashed words would give nonsense some meaning.
+    client = make_site(tmp_path, corpus, None, EMBEDDING_MODEL="none").test_client()
+    html = client.get("/search?q=refnud").get_data(as_text=True)
+    assert 'Did you mean <a href="/search?q=refund">refund</a>' in html
+    empty = client.get("/search?q=zzqxv+wplk").get_data(as_text=True)
+    assert "No articles found for “zzqxv wplk”" in empty
+    assert "Contact our support team" in empty and "Popular articles" in empty
+    assert 'href="/categories/returns"' in empty
+
+
+def test_click_on_a_result_is_recorded(client, site):
+    """Opening a result from the results page records a click with its position."""
+    html = client.get("/search?q=backpack").get_data(as_text=True)
+    slug = re.findall(r'class="result-title"><a href="/articles/([\w-]+)', html)[1]
+    client.get(f"/articles/{slug}", headers={"Referer": "http://localhost/search?q=backpack"})
+    client.get(f"/articles/{slug}")  # later views without the results page are not clicks
+    [click] = events(site, "click")
+    assert (click.slug, click.position, click.query) == (slug, 2, "backpack")
+    assert click.search_id == events(site, "search")[0].id
+    assert len(events(site, "view")) == 2
+
+
+def test_suggestion_pick_is_recorded(client, site):
+    """A suggestion picked while typing is recorded as a search with a click."""
+    from tests.conftest import csrf_token
+
+    token = csrf_token(client)
+    response = client.post("/search/picked", data={"q": "refund", "slug": "refund-timescales", "position": "1"},
+                           headers={"X-CSRFToken": token, "Accept": "application/json"})
+    assert response.status_code == 200
+    [click] = events(site, "click")
+    assert click.slug == "refund-timescales" and click.position == 1
+    bad = client.post("/search/picked", data={"q": "x", "slug": "nope"}, headers={"X-CSRFToken": token,
+                                                                                "Accept": "application/json"})
+    assert bad.status_code == 400 and len(events(site, "click")) == 1
+
+
+def test_sitemap_and_robots(client):
+    """The sitemap lists home, categories and every published article; robots.txt points to it."""
+    root = ET.fromstring(client.get("/sitemap.xml").data)
+    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+    locs = [e.text for e in root.findall("s:url/s:loc", ns)]
+    assert "http://localhost/" in locs and "http://localhost/categories/returns" in locs
+    assert "http://localhost/articles/return-policy" in locs
+    assert not any("draft" in loc for loc in locs)
+    assert len([loc for loc in locs if "/articles/" in loc]) == 12
+    robots = client.get("/robots.txt").get_data(as_text=True)
+    assert "Sitemap: http://localhost/sitemap.xml" in robots and "Disallow: /search" in robots
+
+
+def test_base_url_sets_canonical_links(tmp_path, corpus, fake_embedder):
+    """KB_BASE_URL is used for canonical links and the sitemap behind a proxy."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder, BASE_URL="https://help.example.com/")
+    html = app.test_client().get("/articles/return-policy").get_data(as_text=True)
+    assert '<link rel="canonical" href="https://help.example.com/articles/return-policy">' in html
+
+
+def test_pages_work_without_javascript(client):
+    """Every control is a link or a form: search, filters, feedback and pagination need no script."""
+    html = client.get("/articles/return-policy").get_data(as_text=True)
+    assert '<form class="feedback-vote" method="post" action="/articles/return-policy/feedback">' in html
+    assert 'name="helpful" value="yes"' in html and 'name="helpful" value="no"' in html
+    assert '<script src="/static/js/site.js" defer></script>' in html
+    assert "<script>" not in html  # no inline script (the CSP forbids it)
+
+
+def test_index_missing_is_a_503_page(tmp_path, corpus, fake_embedder):
+    """Before the first index, pages say the site is being set up (503), not a stack trace."""
+    from kb_site import create_app
+
+    app = create_app({"INSTANCE_DIR": str(tmp_path / "fresh"), "ARTICLES_DIR": str(corpus),
+                      "EMBEDDER": fake_embedder})
+    response = app.test_client().get("/")
+    assert response.status_code == 503 and "being set up" in response.get_data(as_text=True)
+    assert app.test_client().get("/api/search?q=x").get_json()["error"]["status"] == 503
+
+
+def test_static_assets_are_local(client):
+    """Styles and scripts are served by the site itself."""
+    for asset in ("/static/css/site.css", "/static/js/site.js", "/static/favicon.svg"):
+        with client.get(asset) as response:
+            assert response.status_code == 200
+    html = client.get("/").get_data(as_text=True)
+    assert not re.search(r'src="(https?:)?//', html)
+    assert not re.search(r'<link rel="(stylesheet|icon)" href="(https?:)?//', html)
