@@ -233,3 +233,23 @@ def test_secret_key_is_generated_once_and_shared(tmp_path: Path, corpus: Path, f
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".secret_key")] == []
     for app in (first, second):
         app.extensions["kb_db"].engine.dispose()
+
+
+def test_redis_rate_limit_holds_across_processes(tmp_path, corpus, fake_embedder):
+    """With Redis storage, two application instances (two processes' worth) share one search budget."""
+    import uuid
+
+    import redis
+
+    from tests.conftest import REDIS_URL, need_service
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        need_service("Redis", str(exc))
+    shared = {"RATELIMIT_ENABLED": True, "RATELIMIT_SEARCH": "3 per minute", "RATELIMIT_STORAGE_URI": REDIS_URL,
+              "RATELIMIT_KEY_PREFIX": f"kb-test-{uuid.uuid4().hex}"}
+    first = make_site(tmp_path / "a", corpus, fake_embedder, **shared).test_client()
+    second = make_site(tmp_path / "b", corpus, fake_embedder, **shared).test_client()
+    statuses = [client.get("/api/search?q=refund").status_code for client in (first, second, first, second)]
+    assert statuses == [200, 200, 200, 429]

@@ -192,3 +192,22 @@ def test_static_assets_are_local(client):
     html = client.get("/").get_data(as_text=True)
     assert not re.search(r'src="(https?:)?//', html)
     assert not re.search(r'<link rel="(stylesheet|icon)" href="(https?:)?//', html)
+
+
+def test_article_images_are_served_from_the_articles_folder(tmp_path, corpus, fake_embedder):
+    """A relative image resolves under /media/; only image files are served, never outside the folder."""
+    from tests.conftest import make_site
+
+    (corpus / "products" / "images").mkdir()
+    (corpus / "products" / "images" / "fit.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    (corpus / "products" / "notes.txt").write_text("not an image")
+    path = corpus / "products" / "backpack-fitting.md"
+    path.write_text(path.read_text() + "\n![How to fit](images/fit.svg)\n")
+    client = make_site(tmp_path, corpus, fake_embedder).test_client()
+    html = client.get("/articles/backpack-fitting").get_data(as_text=True)
+    assert '<img alt="How to fit" src="/media/products/images/fit.svg">' in html
+    with client.get("/media/products/images/fit.svg") as response:
+        assert response.status_code == 200 and "sandbox" in response.headers["Content-Security-Policy"]
+    assert client.get("/media/products/notes.txt").status_code == 404
+    assert client.get("/media/../pyproject.toml").status_code == 404
+    assert client.get("/media/products/../../secret.svg").status_code == 404
