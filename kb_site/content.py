@@ -60,6 +60,12 @@ def _attribute_filter(folder: str):
                 if path.startswith("..") or posixpath.splitext(path)[1].lower() not in MEDIA_TYPES:
                     return None
                 return f"/media/{path}"
+        if tag == "a" and attribute == "href":
+            parts = urlsplit(value)
+            if not parts.scheme and not parts.netloc and parts.path.endswith(".md"):
+                # A link to another article's file (what `kb check` verifies) becomes its page.
+                stem = posixpath.splitext(posixpath.basename(parts.path))[0]
+                return f"/articles/{stem}" + (f"#{parts.fragment}" if parts.fragment else "")
         if tag == "code" and attribute == "class":
             return value if value.startswith("language-") else None
         if tag == "a" and attribute == "class":

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,14 @@ def init_app(app: Flask) -> None:
             response.headers["Retry-After"] = "60"
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database(exc: SQLAlchemyError) -> Response:
+        log.error("database error on %s %s: %s", request.method, request.path, exc)
+        response = error_response(503, "We couldn't save that just now because of a problem on our side. "
+                                  "Nothing was saved: please try again in a moment.", retry_after=5)
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.errorhandler(InternalServerError)

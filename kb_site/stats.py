@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Integer, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import db
 from .models import Event, Vote
@@ -55,11 +56,18 @@ def views(days: int = 30) -> dict[str, int]:
 
 
 def _cached(key: str, compute: Any) -> Any:
-    """Return a figure computed at most once a minute a process: the home page is the busiest page."""
+    """Return a figure computed at most once a minute a process: the home page is the busiest page.
+
+    With the database unreachable the last figure (or nothing) is used: pages still render.
+    """
     cache = current_app.extensions.setdefault("kb_stats", {})
     hit = cache.get(key)
     if hit is None or time.monotonic() - hit[0] > CACHE_SECONDS or current_app.testing:
-        hit = cache[key] = (time.monotonic(), compute())
+        try:
+            hit = cache[key] = (time.monotonic(), compute())
+        except SQLAlchemyError as exc:
+            current_app.logger.warning("cannot read %s: %s", key, exc.__class__.__name__)
+            return hit[1] if hit else {}
     return hit[1]
 
 

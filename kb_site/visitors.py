@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Any
 
 from flask import current_app, session
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import db
 from .models import Event
+
+log = logging.getLogger(__name__)
 
 
 def visitor() -> str:
@@ -33,11 +37,19 @@ def visit() -> str:
     return str(session["visit"])
 
 
-def record(kind: str, **fields: Any) -> Event:
-    """Store one event of the current visit and return it (committed)."""
+def record(kind: str, **fields: Any) -> Event | None:
+    """Store one event of the current visit and return it (committed).
+
+    Events are analytics: if the database is unreachable the page is still served, the event is
+    logged as lost, and None is returned.
+    """
     event = Event(visit=visit(), visitor=visitor(), kind=kind, **fields)
-    with db.database().session() as s:
-        s.add(event)
+    try:
+        with db.database().session() as s:
+            s.add(event)
+    except SQLAlchemyError as exc:
+        log.warning("could not record a %s event: %s", kind, exc.__class__.__name__)
+        return None
     return event
 
 

@@ -11,6 +11,7 @@ from .articles import Article, ArticleError, load_categories, load_corpus
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
+_IMAGE_RE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,13 @@ def _check_one(article: Article, root: Path, by_slug: dict[str, Article], by_ali
             message = _check_link(article, match.group(1), root, by_slug, by_alias)
             if message:
                 problems.append(Problem(article.path, article.body_line + number, message))
+        for match in _IMAGE_RE.finditer(text):
+            target = urlsplit(match.group(1))
+            if not target.scheme and not target.netloc and not target.path.startswith("/"):
+                image = (article.path.parent / unquote(target.path)).resolve()
+                if not image.is_file() or not image.is_relative_to(root.resolve()):
+                    problems.append(Problem(article.path, article.body_line + number,
+                                            f"image not found in the articles folder: {match.group(1)}"))
     return problems
 
 

@@ -28,6 +28,9 @@ class Library:
             for alias in article.aliases:
                 if alias not in articles:
                     redirects[alias] = article.slug
+            stem = article.path.stem  # links to the file (`other.md`) land on its page
+            if stem != article.slug and stem not in articles:
+                redirects.setdefault(stem, article.slug)
         known = {c["slug"]: Category(**c) for c in site["categories"]}
         for article in articles.values():  # a category named in front-matter with no folder of its own
             if article.category and article.category not in known:

@@ -99,6 +99,18 @@ def test_broken_links_are_reported_on_their_line(clean):
     ]
 
 
+def test_missing_images_are_errors(clean):
+    """An image that is not in the articles folder is reported; one that is, and external ones, are fine."""
+    (clean / "orders" / "images").mkdir()
+    (clean / "orders" / "images" / "box.png").write_bytes(b"\x89PNG")
+    article(clean, "orders/pics.md", "Pics", "![a](images/box.png) ![b](images/nope.png)\n"
+            "![c](https://cdn.example.com/x.png) ![d](../../outside.png)\n")
+    assert found(clean) == [
+        ("pics.md", 5, "image not found in the articles folder: images/nope.png", "error"),
+        ("pics.md", 6, "image not found in the articles folder: ../../outside.png", "error"),
+    ]
+
+
 def test_link_line_counts_blank_line_after_front_matter(tmp_path):
     """A broken link is reported on its own line when a blank line separates it from the front-matter."""
     path = article(tmp_path, "a.md", "A", "\nSee [x](/articles/missing).\n")

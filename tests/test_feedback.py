@@ -127,3 +127,20 @@ def test_helpful_articles_lead_the_home_page(any_db_site):
     html = any_db_site.test_client().get("/").get_data(as_text=True)
     featured = html[html.index("Most helpful articles"):]
     assert re.findall(r'href="/articles/([\w-]+)"', featured)[0] == "stove-recall"
+
+
+def test_database_down_pages_still_read_votes_refused_cleanly(site):
+    """With the database unreachable, articles and search still render; a vote gets 503 and is not acknowledged."""
+    from kb_site.db import EXTENSION, Database
+
+    site.extensions[EXTENSION] = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    client = site.test_client()
+    assert client.get("/articles/return-policy").status_code == 200
+    assert client.get("/search?q=refund").status_code == 200
+    assert client.get("/").status_code == 200
+    response = client.post("/articles/return-policy/feedback", data={"helpful": "yes"},
+                           headers={"X-CSRFToken": csrf_token(client), "Accept": "application/json"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "Nothing was saved" in response.get_json()["error"]["message"]
+    page = client.post("/articles/return-policy/feedback", data={"helpful": "yes", "csrf_token": csrf_token(client)})
+    assert page.status_code == 503 and "try again" in page.get_data(as_text=True)

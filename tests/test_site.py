@@ -211,3 +211,18 @@ def test_article_images_are_served_from_the_articles_folder(tmp_path, corpus, fa
     assert client.get("/media/products/notes.txt").status_code == 404
     assert client.get("/media/../pyproject.toml").status_code == 404
     assert client.get("/media/products/../../secret.svg").status_code == 404
+
+
+def test_links_to_article_files_open_their_pages(tmp_path, corpus, fake_embedder):
+    """A Markdown link to another article's file becomes a link to its page, also when its slug differs."""
+    from tests.conftest import make_site
+
+    path = corpus / "returns" / "return-policy.md"
+    path.write_text(path.read_text() + "\nSee [refunds](refund-timescales.md#how-long) and "
+                    "[a](../orders/cancel-an-order.md).\n")
+    cancel = corpus / "orders" / "cancel-an-order.md"
+    cancel.write_text(cancel.read_text().replace("title:", "slug: cancelling\ntitle:", 1))
+    client = make_site(tmp_path, corpus, fake_embedder).test_client()
+    html = client.get("/articles/return-policy").get_data(as_text=True)
+    assert 'href="/articles/refund-timescales#how-long"' in html and 'href="/articles/cancel-an-order"' in html
+    assert client.get("/articles/cancel-an-order").headers["Location"] == "/articles/cancelling"

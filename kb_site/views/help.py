@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from search import Article, Library
 
@@ -90,7 +91,10 @@ def article(slug: str) -> Response | str:
     visitors.record("view", slug=slug, detail=(urlsplit(request.referrer or "").path or None))
     vote = None
     if "visitor" in session:
-        vote = db.session().scalar(select(Vote).where(Vote.visitor == session["visitor"], Vote.slug == slug))
+        try:
+            vote = db.session().scalar(select(Vote).where(Vote.visitor == session["visitor"], Vote.slug == slug))
+        except SQLAlchemyError:  # the article matters more than showing the visitor's earlier answer
+            current_app.logger.warning("cannot read votes: the database is unreachable")
     related = [lib.articles[s] for s in shown.article.related if s in lib.articles]
     for near in engine().related(slug, limit=8):
         if len(related) >= 5:

@@ -45,8 +45,8 @@ def results() -> str:
     pages = max(1, math.ceil(found.total / size))
     if number == 1:
         event = visitors.record("search", query=found.query[:500], results=found.total, detail=category)
-        session["last_search"] = {"id": event.id, "q": found.query[:200], "slugs": [h.slug for h in found.hits],
-                                  "offset": 0}
+        session["last_search"] = {"id": event.id if event else None, "q": found.query[:200],
+                                  "slugs": [h.slug for h in found.hits], "offset": 0}
     facets = [(c, found.categories[c.slug]) for c in lib.categories if found.categories.get(c.slug)]
     return render_template("search.html", query=found.query, results=found, category=category, page=number,
                            pages=pages, facets=facets, categories=lib.categories,
@@ -65,5 +65,5 @@ def picked() -> Response:
     except ValueError:
         position = 1
     search = visitors.record("search", query=query, results=None, detail="suggestion")
-    visitors.record("click", slug=slug, query=query, search_id=search.id, position=position)
+    visitors.record("click", slug=slug, query=query, search_id=search.id if search else None, position=position)
     return jsonify({"recorded": True})
