@@ -90,7 +90,8 @@ class Server(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings newer gunicorns added are skipped on older ones
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         return self.application
@@ -128,5 +129,7 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         "worker_class": "gthread" if threads > 1 else "sync", "timeout": 60, "graceful_timeout": 20,
         "accesslog": "-", "errorlog": "-", "loglevel": "info", "post_fork": post_fork,
         "forwarded_allow_ips": "*" if int(app.config["PROXY_COUNT"]) else "127.0.0.1",
+        # One shared ~/.gunicorn/gunicorn.ctl would clash between several kb serve on one machine.
+        "control_socket_disable": True,
     }
     Server(app, options).run()

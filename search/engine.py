@@ -173,12 +173,13 @@ class SearchEngine:
             self._gen = self._open()  # requests still running finish on the old one; nothing to close
         return True
 
-    def encode_query(self, text: str) -> np.ndarray | None:
-        """Return the query's vector, or None (with a logged warning, once) when the model is unavailable."""
+    def encode_query(self, *texts: str) -> np.ndarray | None:
+        """Return the queries' vectors (one row each), or None (with a logged warning, once) when the model
+        is unavailable."""
         if self.embedder is None or self.dense_error is not None:
             return None
         try:
-            return self.embedder.encode([text])[0]
+            return self.embedder.encode(list(texts))
         except EmbedderUnavailable as exc:
             self.dense_error = str(exc)
             log.warning("semantic search unavailable, answering from the lexical index: %s", exc)
@@ -199,12 +200,17 @@ class SearchEngine:
         dense_scores = passage_scores = None
         fallback = False
         if mode != "lexical" and text:
-            vector = self.encode_query(text) if gen.dense is not None else None
-            if vector is None:
+            # A misspelt word means little to the model: the corrected query is encoded too, and each
+            # passage keeps the better of the two similarities.
+            wording = (text, parsed.suggestion) if parsed.suggestion else (text,)
+            vectors = self.encode_query(*wording) if gen.dense is not None else None
+            if vectors is None:
                 fallback = True
             else:
                 assert gen.dense is not None
-                passage_scores = gen.dense.passage_scores(vector)
+                passage_scores = gen.dense.passage_scores(vectors[0])
+                for vector in vectors[1:]:
+                    np.maximum(passage_scores, gen.dense.passage_scores(vector), out=passage_scores)
                 dense_scores = gen.dense.scores(passage_scores)
         matched = lexical > 0
         if dense_scores is not None:

@@ -93,3 +93,12 @@ def test_nonsense_finds_nothing(real_engine: SearchEngine):
     """A query matching no word and close to no article's meaning gives zero results."""
     results = real_engine.search("zxqv wmbt")
     assert results.total == 0 and results.hits == []
+
+
+def test_misspelt_query_means_the_same_to_the_model(real_engine: SearchEngine):
+    """Typos blur a query's meaning; the corrected wording is embedded too, so meaning still ranks it."""
+    results = real_engine.search("wher is my parcl")
+    assert results.suggestion is not None and "parcel" in results.suggestion
+    assert results.hits[0].slug == "track-your-order"
+    plain = real_engine.search("wher is my parcel")
+    assert results.hits[0].dense_score == pytest.approx(plain.hits[0].dense_score, abs=0.02)
