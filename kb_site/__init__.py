@@ -29,7 +29,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter = security.init_app(app)
     views.register(app)
     security.limit(app, limiter, {"search.results": "RATELIMIT_SEARCH", "api.search": "RATELIMIT_SEARCH",
-                                  "feedback.vote": "RATELIMIT_VOTES", "search.picked": "RATELIMIT_VOTES"})
+                                  "feedback.vote": "RATELIMIT_VOTES", "search.picked": "RATELIMIT_VOTES",
+                                  "contact.contact": "RATELIMIT_TICKETS"})
 
     @app.context_processor
     def _site() -> dict[str, Any]:

@@ -246,7 +246,7 @@ def serve_command(host: str, port: int, workers: int, threads: int, no_index: bo
     from flask import current_app
 
     from .db import database
-    from .serve import serve, start_watcher
+    from .serve import serve, start_watcher, start_worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     database().upgrade()
@@ -258,13 +258,15 @@ def serve_command(host: str, port: int, workers: int, threads: int, no_index: bo
         if child.exitcode:
             _fail("could not build the search index (see above); fix the articles and try again")
         watcher = start_watcher(app)
+    delivery = start_worker(app) if app.config["WORKER_IN_SERVE"] else None
     click.echo(f"Serving {app.config['SITE_NAME']} on http://{host}:{port}/ "
                f"({workers} worker{'s' * (workers != 1)} x {threads} threads)", err=True)
     try:
         serve(app, host, port, workers, threads)
     finally:
-        if watcher is not None:
-            watcher.terminate()
+        for process in (watcher, delivery):
+            if process is not None:
+                process.terminate()
 
 
 @click.group("db")
@@ -293,7 +295,87 @@ def db_current_command() -> None:
     click.echo(database().current() or "(empty: run 'kb db upgrade')")
 
 
-COMMANDS = (index_command, search_command, check_command, eval_command, bench_command, serve_command, db_group)
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
+@with_appcontext
+def worker_command(once: bool) -> None:
+    """Deliver tickets to the helpdesk (kb serve runs one too unless KB_WORKER_IN_SERVE is false)."""
+    import signal
+    import threading
+
+    from flask import current_app
+
+    from .db import database
+    from .tickets import worker
+
+    config = current_app.config
+    if once:
+        handled = worker.deliver_due(database().sessions, config)
+        click.echo(f"{handled} deliver{'y' if handled == 1 else 'ies'} handled")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"Delivering tickets through the {config['TICKET_BACKEND']} backend; Ctrl-C stops.", err=True)
+    worker.run(database().sessions, config, stop, float(config["WORKER_POLL"]))
+
+
+@click.group("tickets")
+def tickets_group() -> None:
+    """List tickets and retry their delivery."""
+
+
+@tickets_group.command("list")
+@click.option("--status", type=click.Choice(["open", "pending", "solved"]), help="Only tickets with this status.")
+@click.option("--delivery", type=click.Choice(["pending", "sending", "delivered", "dead"]),
+              help="Only tickets in this delivery state.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@with_appcontext
+def tickets_list_command(status: str | None, delivery: str | None, limit: int, as_json: bool) -> None:
+    """List tickets, newest first, with their delivery state."""
+    from sqlalchemy import select
+
+    from .db import database
+    from .models import Outbox, Ticket, aware
+
+    query = select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id).order_by(Ticket.id.desc()).limit(limit)
+    if status:
+        query = query.where(Ticket.status == status)
+    if delivery:
+        query = query.where(Outbox.state == delivery)
+    with database().sessions() as s:
+        rows = [{
+            "reference": t.reference, "status": t.status, "delivery_state": o.state, "backend": o.backend,
+            "attempts": o.attempts, "last_error": o.last_error,
+            "created_at": aware(t.created_at).isoformat(timespec="seconds"), "email": t.email,
+            "name": t.name, "subject": t.subject, "topic": t.topic,
+        } for t, o in s.execute(query)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    for r in rows:
+        error = f"  ({r['last_error'][:60]})" if r["last_error"] and r["delivery_state"] != "delivered" else ""
+        click.echo(f"{r['reference']}  {r['created_at'][:16]}  {r['status']:<7} {r['delivery_state']:<9} "
+                   f"{r['email']:<30} {r['subject'][:50]}{error}")
+    click.echo(f"{len(rows)} ticket{'s' * (len(rows) != 1)}", err=True)
+
+
+@tickets_group.command("retry")
+@click.argument("reference")
+@with_appcontext
+def tickets_retry_command(reference: str) -> None:
+    """Deliver a ticket again now (a dead letter gets a fresh set of attempts)."""
+    from .db import database
+    from .tickets import worker
+
+    if not worker.retry(database().sessions, reference.strip().upper()):
+        _fail(f"no ticket has the reference {reference}")
+    click.echo(f"{reference.upper()} is queued for delivery; the worker sends it within seconds.")
+
+
+COMMANDS = (index_command, search_command, check_command, eval_command, bench_command, serve_command, db_group,
+            worker_command, tickets_group)
 
 
 def init_app(app: Flask) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 REASONS = {
@@ -59,3 +59,63 @@ class Event(Base):
     search_id: Mapped[int | None] = mapped_column(Integer, index=True)  # click: the search it came from
     detail: Mapped[str | None] = mapped_column(String(200))  # vote: yes | no | no:<reason>; view: referrer
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Ticket(Base):
+    """A customer's request for help, with what they tried first (their trail)."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    subject: Mapped[str] = mapped_column(String(150))
+    message: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(String(64), index=True)
+    order_number: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(500))  # the page, article or query they came from
+    visit: Mapped[str | None] = mapped_column(String(32), index=True)
+    trail: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the visit's searches, views and votes
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | pending | solved
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Outbox(Base):
+    """A ticket waiting to be delivered to the helpdesk, written in the ticket's own transaction."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    backend: Mapped[str] = mapped_column(String(16))  # local | smtp | webhook
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[dt.datetime | None]  # a worker's claim; an expired one (a dead worker) is taken over
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryAttempt(Base):
+    """One try at delivering a ticket, for the operators' record."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))  # delivered | retry | dead
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """Return a stored time as UTC-aware (SQLite hands back naive times; all are stored in UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -90,6 +90,9 @@ def init_app(app: Flask) -> Limiter:
 
 
 def limit(app: Flask, limiter: Limiter, endpoints: dict[str, str]) -> None:
-    """Apply the named rate-limit setting to each endpoint."""
+    """Apply the named rate-limit setting to each endpoint's POSTs (its GETs too when it only answers GET)."""
     for endpoint, setting in endpoints.items():
-        app.view_functions[endpoint] = limiter.limit(lambda s=setting: app.config[s])(app.view_functions[endpoint])
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+        methods = ["POST"] if "POST" in (rule.methods or ()) else None
+        app.view_functions[endpoint] = limiter.limit(lambda s=setting: app.config[s], methods=methods)(
+            app.view_functions[endpoint])

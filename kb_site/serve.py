@@ -80,6 +80,30 @@ def start_watcher(app: Flask) -> multiprocessing.process.BaseProcess | None:
     return process
 
 
+def _worker_process(instance: str) -> None:
+    import signal
+
+    from . import create_app
+    from .db import database
+    from .tickets import worker
+
+    logging.basicConfig(level=logging.INFO, format="delivery: %(levelname)s: %(message)s")
+    os.environ["KB_INSTANCE_DIR"] = instance
+    app = create_app()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with app.app_context():
+        worker.run(database().sessions, app.config, stop, float(app.config["WORKER_POLL"]))
+
+
+def start_worker(app: Flask) -> multiprocessing.process.BaseProcess:
+    """Start the ticket delivery worker in a process of its own."""
+    process = multiprocessing.get_context("spawn").Process(target=_worker_process, args=(app.instance_path,),
+                                                           name="kb-delivery", daemon=True)
+    process.start()
+    return process
+
+
 class Server(BaseApplication):  # type: ignore[misc]
     """gunicorn serving one application object."""
 

@@ -6,7 +6,7 @@ from flask import Flask, current_app, request
 
 from search import IndexCorrupt, IndexMissing, Library, SearchEngine
 
-from ..errors import Unavailable
+from ..errors import NotFound, Unavailable
 from ..search_service import service
 
 
@@ -27,6 +27,14 @@ def library() -> Library:
     return engine().library
 
 
+def current_slug(slug: str, missing: str = "") -> str:
+    """Return the current slug of an article, alias or renamed slug, or answer 404."""
+    found = library().resolve(slug)
+    if found is None:
+        raise NotFound(f"There is no article called '{slug}'{missing}. It may have been removed or renamed.")
+    return found
+
+
 def absolute(path: str) -> str:
     """Return the public absolute URL of a path (KB_BASE_URL, or this request's address)."""
     base = str(current_app.config["BASE_URL"] or request.url_root).rstrip("/")
@@ -35,7 +43,7 @@ def absolute(path: str) -> str:
 
 def register(app: Flask) -> None:
     """Register every blueprint."""
-    from . import api, feedback, help, search
+    from . import api, contact, feedback, help, search
 
-    for module in (help, search, feedback, api):
+    for module in (help, search, feedback, api, contact):
         app.register_blueprint(module.bp)

@@ -10,8 +10,8 @@ from search import Article, QueryError
 from search.engine import hit_dict
 
 from ..content import page
-from ..errors import KBError, NotFound
-from . import absolute, engine, library
+from ..errors import KBError
+from . import absolute, current_slug, engine, library
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -74,9 +74,7 @@ def articles() -> Response:
 def article(slug: str) -> Response:
     """Return one article: metadata, sanitised HTML and sections. An old slug redirects (301)."""
     lib = library()
-    current = lib.resolve(slug)
-    if current is None:
-        raise NotFound(f"There is no article called '{slug}'.")
+    current = current_slug(slug)
     if current != slug:
         return redirect(url_for("api.article", slug=current), 301)  # type: ignore[return-value]
     shown = page(lib.articles[slug])

@@ -10,9 +10,9 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import AnyOf, InputRequired, Length, Optional
 
 from .. import db, visitors
-from ..errors import KBError, NotFound, wants_json
+from ..errors import KBError, wants_json
 from ..models import COMMENT_LIMIT, REASONS, Vote, utcnow
-from . import library
+from . import current_slug, library
 
 bp = Blueprint("feedback", __name__)
 
@@ -60,9 +60,7 @@ def save_vote(visitor: str, slug: str, helpful: bool, reason: str | None, commen
 def vote(slug: str) -> Response:
     """Store the visitor's vote; answer JSON to scripts, or go back to the article."""
     lib = library()
-    current = lib.resolve(slug)
-    if current is None:
-        raise NotFound(f"There is no article called '{slug}' to give feedback on.")
+    current = current_slug(slug, " to give feedback on")
     form = FeedbackForm(request.form)
     if not form.validate():
         problems = [message for errors in form.errors.values() for message in errors]

@@ -27,7 +27,7 @@ from .. import db, stats, visitors
 from ..content import MEDIA_TYPES, page
 from ..errors import NotFound
 from ..models import REASONS, Vote
-from . import absolute, engine, library
+from . import absolute, current_slug, engine, library
 
 bp = Blueprint("help", __name__)
 
@@ -76,9 +76,7 @@ def _referred_by_search() -> bool:
 def article(slug: str) -> Response | str:
     """Show an article with its contents, feedback widget and related articles; old slugs redirect."""
     lib = library()
-    current = lib.resolve(slug)
-    if current is None:
-        raise NotFound(f"There is no article called '{slug}'. It may have been removed or renamed.")
+    current = current_slug(slug)
     if current != slug:
         target = url_for("help.article", slug=current)
         return redirect(target + (f"?{request.query_string.decode()}" if request.query_string else ""), 301)

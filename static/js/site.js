@@ -179,7 +179,55 @@
     });
   }
 
+  // Contact form: while the customer types, show up to three articles that may answer them.
+  function Deflection(form) {
+    var box = form.querySelector("[data-suggestions]");
+    var list = box.querySelector("ul");
+    var fields = form.querySelectorAll("[data-deflect]");
+    var confirm = form.querySelector('input[name="confirm"]');
+    var timer = null;
+    var controller = null;
+
+    function update() {
+      var subject = form.elements.subject.value.trim();
+      var query = (subject + " " + form.elements.message.value.trim().slice(0, 300)).trim();
+      if (query.length < 4) { box.hidden = true; return; }
+      if (controller) { controller.abort(); }
+      controller = new AbortController();
+      fetch("/api/search?" + new URLSearchParams({ q: query, limit: "3" }).toString(),
+            { signal: controller.signal, headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : { hits: [] }; })
+        .then(function (data) {
+          list.innerHTML = "";
+          (data.hits || []).forEach(function (hit) {
+            var li = document.createElement("li");
+            var a = document.createElement("a");
+            a.href = "/contact/open/" + encodeURIComponent(hit.slug) + "?" + new URLSearchParams({ q: subject || query }).toString();
+            a.target = "_blank";
+            a.rel = "noopener";
+            a.textContent = hit.title;
+            li.appendChild(a);
+            if (hit.summary) {
+              var p = document.createElement("p");
+              p.textContent = hit.summary;
+              li.appendChild(p);
+            }
+            list.appendChild(li);
+          });
+          box.hidden = !list.children.length;
+          // The customer has seen the suggestions: no second page of them after sending.
+          if (list.children.length && confirm) { confirm.value = "1"; }
+        })
+        .catch(function () {});
+    }
+
+    fields.forEach(function (field) {
+      field.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 400); });
+    });
+  }
+
   document.querySelectorAll("input[data-suggest]").forEach(function (input) { Combobox(input); });
+  document.querySelectorAll("[data-contact]").forEach(function (form) { Deflection(form); });
   document.querySelectorAll("[data-feedback]").forEach(function (section) { Feedback(section); });
   document.querySelectorAll("[data-article]").forEach(function (article) { CopyLinks(article); });
 })();

@@ -1,0 +1,90 @@
+"""Tickets: created with the visitor's trail, delivered to the helpdesk through a transactional outbox."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..models import Event, Outbox, Ticket, aware
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32: no I, L, O or U to misread
+BACKENDS = ("local", "smtp", "webhook")
+
+
+def new_reference() -> str:
+    """Return a short reference like ``KB-7Q4M-2K`` (30 random bits), easy to read out on the phone."""
+    chars = "".join(secrets.choice(ALPHABET) for _ in range(6))
+    return f"KB-{chars[:4]}-{chars[4:]}"
+
+
+def idempotency_key(reference: str) -> str:
+    """Return the key every delivery of this ticket carries, so a receiver can drop duplicates."""
+    return f"kb-ticket-{reference.lower()}"
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """What the contact form collected."""
+
+    name: str
+    email: str
+    subject: str
+    message: str
+    topic: str
+    order_number: str | None = None
+    source: str | None = None
+
+
+def trail_of(events: list[Event], titles: dict[str, str]) -> list[dict[str, Any]]:
+    """Return a visit's events as the ticket's trail: searches, articles read, votes, suggestions opened."""
+    steps = []
+    for e in events:
+        step: dict[str, Any] = {"kind": e.kind, "at": aware(e.created_at).isoformat(timespec="seconds")}
+        if e.slug:
+            step["article"] = e.slug
+            step["title"] = titles.get(e.slug, e.slug)
+        if e.query:
+            step["query"] = e.query
+        if e.kind == "search":
+            step["results"] = e.results
+        if e.kind == "vote" and e.detail:
+            helpful, _, reason = e.detail.partition(":")
+            step["helpful"] = helpful == "yes"
+            if reason:
+                step["reason"] = reason
+        steps.append(step)
+    return steps
+
+
+def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str | None,
+                  trail: list[dict[str, Any]]) -> Ticket:
+    """Store the ticket and its outbox row in one transaction and return the ticket.
+
+    A ``local`` ticket needs no delivery: it waits in the staff queue, so its row is already delivered.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"KB_TICKET_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    for _attempt in range(5):
+        reference = new_reference()
+        try:
+            with session.begin():
+                ticket = Ticket(reference=reference, name=new.name, email=new.email, subject=new.subject,
+                                message=new.message, topic=new.topic, order_number=new.order_number,
+                                source=new.source, visit=visit, trail=json.dumps(trail), status="open")
+                session.add(ticket)
+                session.flush()
+                outbox = Outbox(ticket_id=ticket.id, backend=backend, idempotency_key=idempotency_key(reference),
+                                state="pending")
+                if backend == "local":
+                    outbox.state = "delivered"
+                    outbox.delivered_at = ticket.created_at
+                session.add(outbox)
+            return ticket
+        except IntegrityError:  # a reference drawn twice (one in a billion): draw another
+            continue
+    raise RuntimeError("could not draw a unique ticket reference")

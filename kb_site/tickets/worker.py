@@ -1,0 +1,141 @@
+"""The delivery worker: claims due outbox rows, sends them, retries with backoff, gives up into dead letters.
+
+Rows are claimed with one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``: on
+PostgreSQL concurrent workers skip each other's rows; SQLite runs the statement under its write lock.
+A claim is a lease: if the worker dies mid-delivery, another takes the row over when the lease ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..models import DeliveryAttempt, Outbox, Ticket, utcnow
+from .backends import DeliveryError, backend_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard to try: attempts before the dead letter, backoff, and how long a claim lasts."""
+
+    max_attempts: int = 8
+    backoff: float = 30.0
+    backoff_max: float = 3600.0
+    lease: float = 120.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> Policy:
+        return cls(int(config["DELIVERY_MAX_ATTEMPTS"]), float(config["DELIVERY_BACKOFF"]),
+                   float(config["DELIVERY_BACKOFF_MAX"]), float(config["DELIVERY_LEASE"]))
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Return the wait before the next try: exponential, capped, with jitter (half to all of it)."""
+        ceiling = min(self.backoff_max, self.backoff * 2 ** max(0, attempt - 1))
+        return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
+
+
+def claim(sessions: sessionmaker[Session], worker: str, policy: Policy, limit: int = 5) -> list[int]:
+    """Claim up to ``limit`` due rows (new, retry time reached, or a dead worker's) and return their ids."""
+    now = utcnow()
+    due = (select(Outbox.id)
+           .where(or_(and_(Outbox.state == "pending", Outbox.next_attempt_at <= now),
+                      and_(Outbox.state == "sending", Outbox.lease_until < now)))
+           .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+           .with_for_update(skip_locked=True))
+    with sessions() as s, s.begin():
+        ids = list(s.scalars(update(Outbox).where(Outbox.id.in_(due))
+                             .values(state="sending", lease_until=now + dt.timedelta(seconds=policy.lease),
+                                     attempts=Outbox.attempts + 1)
+                             .returning(Outbox.id)))
+        for outbox_id, attempts in s.execute(select(Outbox.id, Outbox.attempts).where(Outbox.id.in_(ids))):
+            s.add(DeliveryAttempt(outbox_id=outbox_id, number=attempts, worker=worker))
+    return sorted(ids)
+
+
+def deliver_one(sessions: sessionmaker[Session], config: Any, outbox_id: int, worker: str, policy: Policy) -> str:
+    """Deliver one claimed row and record the outcome: delivered, retry later, or dead."""
+    with sessions() as s:
+        row = s.get(Outbox, outbox_id)
+        assert row is not None
+        ticket = s.get(Ticket, row.ticket_id)
+        assert ticket is not None
+        s.expunge_all()
+    lease = row.lease_until
+    try:
+        detail = backend_for(config, row.backend).deliver(ticket, row.idempotency_key)
+        outcome, values = "delivered", {"state": "delivered", "delivered_at": utcnow(), "last_error": None}
+    except DeliveryError as exc:
+        detail = str(exc)
+        if exc.retryable and row.attempts < policy.max_attempts:
+            wait = policy.delay(row.attempts, exc.retry_after)
+            outcome = "retry"
+            values = {"state": "pending", "last_error": detail,
+                      "next_attempt_at": utcnow() + dt.timedelta(seconds=wait)}
+        else:
+            outcome, values = "dead", {"state": "dead", "last_error": detail}
+    with sessions() as s, s.begin():
+        # Only the holder of the current claim records it: a worker that outlived its lease stays quiet.
+        s.execute(update(Outbox).where(Outbox.id == outbox_id, Outbox.lease_until == lease)
+                  .values(lease_until=None, **values))
+        attempt = s.scalar(select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox_id,
+                                                         DeliveryAttempt.number == row.attempts,
+                                                         DeliveryAttempt.worker == worker))
+        if attempt is not None:
+            attempt.finished_at, attempt.outcome, attempt.detail = utcnow(), outcome, detail[:2000]
+    level = logging.WARNING if outcome != "delivered" else logging.INFO
+    log.log(level, "ticket %s: %s (attempt %d): %s", ticket.reference, outcome, row.attempts, detail)
+    return outcome
+
+
+def deliver_due(sessions: sessionmaker[Session], config: Any, worker: str | None = None,
+                policy: Policy | None = None) -> int:
+    """Claim and deliver what is due now; return how many rows were handled."""
+    worker = worker or worker_name()
+    policy = policy or Policy.from_config(config)
+    handled = 0
+    while ids := claim(sessions, worker, policy):
+        for outbox_id in ids:
+            deliver_one(sessions, config, outbox_id, worker, policy)
+            handled += 1
+    return handled
+
+
+def run(sessions: sessionmaker[Session], config: Any, stop: threading.Event, poll: float = 1.0) -> None:
+    """Deliver until ``stop`` is set, looking for due rows every ``poll`` seconds."""
+    worker = worker_name()
+    policy = Policy.from_config(config)
+    log.info("delivery worker %s started (%s backend)", worker, config["TICKET_BACKEND"])
+    while not stop.is_set():
+        try:
+            deliver_due(sessions, config, worker, policy)
+        except Exception:  # a database outage must not end the worker: log it and try again
+            log.exception("delivery pass failed; retrying in %.0f s", max(poll, 5.0))
+            stop.wait(max(poll, 5.0))
+            continue
+        stop.wait(poll)
+
+
+def retry(sessions: sessionmaker[Session], reference: str) -> bool:
+    """Make a ticket's delivery due now again (a dead letter gets a fresh set of attempts)."""
+    with sessions() as s, s.begin():
+        ticket = s.scalar(select(Ticket).where(Ticket.reference == reference))
+        if ticket is None:
+            return False
+        s.execute(update(Outbox).where(Outbox.ticket_id == ticket.id, Outbox.state.in_(("dead", "pending")))
+                  .values(state="pending", attempts=0, next_attempt_at=utcnow(), lease_until=None))
+    return True

@@ -1,0 +1,151 @@
+"""The contact form: validation, spam traps, deflection, and the ticket with the customer's trail."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from kb_site.db import database
+from kb_site.models import Event, Outbox, Ticket
+from kb_site.tickets import ALPHABET
+
+GOOD = {"name": "Sam Carter", "email": "sam@example.com", "topic": "returns", "order_number": "NW-482913",
+        "subject": "Refund not arrived", "message": "I sent my boots back two weeks ago and have no refund yet."}
+
+
+def form_fields(client, path: str = "/contact") -> dict[str, str]:
+    """Return the hidden fields a contact page hands out (CSRF token, signed timestamp, source, confirm)."""
+    html = client.get(path).get_data(as_text=True)
+    fields = dict(re.findall(r'<input[^>]*?name="(csrf_token|rendered|source|confirm)"[^>]*?value="([^"]*)"', html))
+    fields.update({k: v for k, v in re.findall(r'<input[^>]*?id="(source|rendered|confirm)"[^>]*?value="([^"]*)"',
+                                                html)})
+    return fields
+
+
+def send(client, path: str = "/contact", **overrides):
+    data = {**form_fields(client, path), **GOOD, "confirm": "1", **overrides}
+    return client.post("/contact", data=data)
+
+
+def tickets(app) -> list[Ticket]:
+    with app.app_context(), database().sessions() as s:
+        return list(s.query(Ticket).order_by(Ticket.id))
+
+
+@pytest.fixture
+def contact_site(any_db_site):
+    any_db_site.config["CONTACT_MIN_SECONDS"] = 0
+    return any_db_site
+
+
+def test_ticket_with_reference_and_trail(contact_site):
+    """A ticket gets a short reference and carries the searches, reads and votes of the visit."""
+    client = contact_site.test_client()
+    client.get("/search?q=refund")
+    client.get("/articles/refund-timescales", headers={"Referer": "http://localhost/search?q=refund"})
+    from tests.conftest import csrf_token
+
+    client.post("/articles/refund-timescales/feedback", data={"helpful": "no", "reason": "not-answered"},
+                headers={"X-CSRFToken": csrf_token(client), "Accept": "application/json"})
+    response = send(client, "/contact?from=refund-timescales")
+    assert response.status_code == 303 and response.headers["Location"] == "/contact/sent"
+    page = client.get("/contact/sent").get_data(as_text=True)
+    [ticket] = tickets(contact_site)
+    assert re.fullmatch(rf"KB-[{ALPHABET}]{{4}}-[{ALPHABET}]{{2}}", ticket.reference)
+    assert ticket.reference in page and "What happens next" in page
+    assert (ticket.name, ticket.email, ticket.order_number, ticket.topic) == ("Sam Carter", "sam@example.com",
+                                                                          "NW-482913", "returns")
+    assert ticket.source == "article:refund-timescales"
+    trail = json.loads(ticket.trail)
+    kinds = [step["kind"] for step in trail]
+    assert kinds[0] == "search" and trail[0]["query"] == "refund" and trail[0]["results"] >= 1
+    assert {"kind": "vote", "article": "refund-timescales", "helpful": False, "reason": "not-answered"}.items() <= \
+        next(s for s in trail if s["kind"] == "vote").items()
+    assert "view" in kinds and "click" in kinds
+    with contact_site.app_context(), database().sessions() as s:
+        [outbox] = s.query(Outbox).all()
+    assert outbox.backend == "local" and outbox.state == "delivered"
+
+
+def test_entry_points_link_to_the_form(contact_site):
+    """Every page links to the form; articles and "No" votes pass where they came from, searches the query."""
+    client = contact_site.test_client()
+    article = client.get("/articles/return-policy").get_data(as_text=True)
+    assert 'href="/contact?from=return-policy"' in article
+    form = client.get("/contact?q=broken+zip").get_data(as_text=True)
+    assert 'value="Refund not arrived"' not in form and 'value="broken zip"' in form
+    preset = client.get("/contact?from=return-policy").get_data(as_text=True)
+    assert '<option selected value="returns">' in preset
+
+
+def test_validation_messages_sit_next_to_fields_and_keep_input(contact_site):
+    """Bad input gets one message per field, next to it, with everything typed kept."""
+    client = contact_site.test_client()
+    response = send(client, email="sam@", order_number="12345", subject="", message="short", topic="")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert re.search(r'id="email-error">That doesn&#39;t look like an email address', html)
+    assert "Order numbers look like NW-123456" in html
+    assert "Give your message a subject." in html and "Write between 10 and 5,000 characters." in html
+    assert 'value="Sam Carter"' in html and 'value="sam@"' in html and re.search(r">\s*short</textarea>", html)
+    assert 'aria-invalid="true"' in html and 'aria-describedby="email-error"' in html
+    assert tickets(contact_site) == []
+
+
+def test_header_breaking_input_is_refused(contact_site):
+    """Line breaks in one-line fields are refused at the form (and stripped again before any header)."""
+    response = send(contact_site.test_client(), name="Sam\r\nBcc: evil@example.com", subject="Hi\nBcc: x@y.z")
+    assert response.status_code == 400 and "Please keep this to one line." in response.get_data(as_text=True)
+    assert tickets(contact_site) == []
+
+
+def test_spam_traps_drop_silently(contact_site):
+    """A filled honeypot, a forged or missing timestamp, or a too-quick send look sent but create nothing."""
+    client = contact_site.test_client()
+    for overrides in ({"website": "http://spam.example"}, {"rendered": "forged"}, {"rendered": ""}):
+        response = send(client, **overrides)
+        assert response.status_code == 200 and "we've got your message" in response.get_data(as_text=True)
+    contact_site.config["CONTACT_MIN_SECONDS"] = 60
+    assert send(client).status_code == 200
+    assert tickets(contact_site) == []
+
+
+def test_first_send_without_javascript_suggests_articles(contact_site):
+    """Without confirm, a send shows matching articles and a "None of these help" button; then it sends."""
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "subject": "When will I get my refund", "message": "Refund for boots?"}
+    data.pop("confirm", None)
+    html = client.post("/contact", data=data).get_data(as_text=True)
+    assert "do any of these answer your question?" in html
+    assert 'href="/contact/open/refund-timescales?q=When+will+I+get+my+refund"' in html
+    assert "None of these help — send my request" in html
+    assert 'id="confirm" name="confirm" type="hidden" value="1"' in html
+    assert tickets(contact_site) == []
+    opened = client.get("/contact/open/refund-timescales?q=When+will+I+get+my+refund")
+    assert opened.status_code == 302 and opened.headers["Location"] == "/articles/refund-timescales"
+    with contact_site.app_context(), database().sessions() as s:
+        [deflection] = s.query(Event).filter_by(kind="deflection").all()
+    assert deflection.slug == "refund-timescales" and deflection.query == "When will I get my refund"
+    data["confirm"] = "1"
+    assert client.post("/contact", data=data).status_code == 303
+    [ticket] = tickets(contact_site)
+    assert "deflection" in [s["kind"] for s in json.loads(ticket.trail)]
+
+
+def test_contact_needs_csrf_and_is_rate_limited(tmp_path, corpus, fake_embedder):
+    """No token: 400 and nothing stored; the per-client limit stops the sixth ticket in an hour."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder, CONTACT_MIN_SECONDS=0, RATELIMIT_ENABLED=True,
+                    RATELIMIT_TICKETS="2 per hour")
+    client = app.test_client()
+    fields = form_fields(client)
+    fields.pop("csrf_token")
+    assert client.post("/contact", data={**fields, **GOOD, "confirm": "1"}).status_code == 400
+    statuses = [send(client).status_code for _ in range(2)]
+    assert statuses == [303, 303]
+    assert send(client).status_code == 429
+    assert client.get("/contact").status_code == 200  # reading the form is never limited
+    assert len(tickets(app)) == 2
