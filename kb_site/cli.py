@@ -374,8 +374,108 @@ def tickets_retry_command(reference: str) -> None:
     click.echo(f"{reference.upper()} is queued for delivery; the worker sends it within seconds.")
 
 
+@click.group("staff")
+def staff_group() -> None:
+    """Manage staff accounts."""
+
+
+@staff_group.command("add")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["editor", "support", "admin"]),
+              help="editor: dashboard and link finder; support: tickets and link finder; admin: everything.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--generate", is_flag=True, help="Generate a password and print it once.")
+@with_appcontext
+def staff_add_command(email: str, role: str, password_stdin: bool, generate: bool) -> None:
+    """Create a staff account (the password is prompted for unless read or generated)."""
+    from .db import database
+    from .staff import StaffError, add_staff, generate_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif generate or not sys.stdin.isatty():
+        password = generate_password()
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with database().session() as s:
+            add_staff(s, email, role, password)
+    except StaffError as exc:
+        _fail(str(exc))
+    click.echo(f"Added {email.lower()} as {role}.")
+    if not password_stdin and (generate or not sys.stdin.isatty()):
+        click.echo(f"Password (shown once): {password}")
+
+
+@staff_group.command("list")
+@with_appcontext
+def staff_list_command() -> None:
+    """List staff accounts."""
+    from sqlalchemy import select
+
+    from .db import database
+    from .models import StaffUser, aware
+
+    with database().sessions() as s:
+        for user in s.scalars(select(StaffUser).order_by(StaffUser.email)):
+            last = aware(user.last_login_at).strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
+            click.echo(f"{user.email:<40} {user.role:<8} {'active' if user.active else 'disabled':<9} "
+                       f"last sign-in {last}")
+
+
+@staff_group.command("remove")
+@click.argument("email")
+@with_appcontext
+def staff_remove_command(email: str) -> None:
+    """Delete a staff account; its sessions end at once."""
+    from sqlalchemy import delete
+
+    from .db import database
+    from .models import StaffUser
+
+    with database().session() as s:
+        removed = s.execute(delete(StaffUser).where(StaffUser.email == email.strip().lower())).rowcount
+    if not removed:
+        _fail(f"no staff account for {email}")
+    click.echo(f"Removed {email.lower()}.")
+
+
+@click.command("link")
+@click.argument("query")
+@click.option("--json", "as_json", is_flag=True, help="Print {url, title, section} as JSON.")
+@with_appcontext
+def link_command(query: str, as_json: bool) -> None:
+    """Print the deep link of the best article for a query (for scripts and reply macros)."""
+    svc = service()
+    try:
+        hits = svc.engine().search(query, limit=1).hits
+    except (IndexMissing, IndexCorrupt, QueryError) as exc:
+        _fail(str(exc))
+    if not hits:
+        click.echo(f"no article matches {query!r}", err=True)
+        sys.exit(1)
+    url = str(svc.config["BASE_URL"] or "").rstrip("/") + hits[0].url
+    if as_json:
+        click.echo(json.dumps({"url": url, "title": hits[0].title, "section": hits[0].section}))
+    else:
+        click.echo(url)
+
+
+@click.command("purge")
+@click.option("--days", type=click.IntRange(1), help="Keep this many days (default: KB_RETENTION_DAYS).")
+@with_appcontext
+def purge_command(days: int | None) -> None:
+    """Delete events older than the retention period (the delivery worker does this daily)."""
+    from .db import database
+    from .privacy import purge
+
+    keep = days or int(service().config["RETENTION_DAYS"])
+    removed = purge(database().sessions, keep)
+    click.echo(f"Removed {removed} event{'s' * (removed != 1)} older than {keep} days.")
+
+
 COMMANDS = (index_command, search_command, check_command, eval_command, bench_command, serve_command, db_group,
-            worker_command, tickets_group)
+            worker_command, tickets_group, staff_group, link_command, purge_command)
 
 
 def init_app(app: Flask) -> None:

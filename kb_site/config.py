@@ -75,6 +75,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ORDER_NUMBER_PATTERN", r"^NW-\d{6}$", "Regular expression an order number must match."),
     Setting("ORDER_NUMBER_EXAMPLE", "NW-123456", "An order number as customers see it, shown in the form."),
     Setting("RATELIMIT_TICKETS", "5 per hour", "Contact form submissions a client may send."),
+    Setting("RETENTION_DAYS", 365,
+            "Events (searches, views, clicks, votes' history) older than this are deleted by `kb purge` and "
+            "daily by the delivery worker. Votes and tickets are kept."),
+    Setting("STAFF_IDLE_MINUTES", 60, "A staff session ends after this long without a request."),
+    Setting("STAFF_SESSION_HOURS", 12, "A staff session ends this long after signing in, whatever happens."),
+    Setting("RATELIMIT_LOGIN", "10 per 15 minutes", "Staff sign-in attempts a client may make."),
     Setting("REPLY_PROMISE", "We reply within one working day, by email.",
             "What the confirmation page says happens next."),
     Setting("ARTICLES_DIR", "./articles", "Folder of Markdown articles to publish and index."),

@@ -48,7 +48,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # Dates are grouped by day in UTC, whatever the server's own time zone.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         connect_args={"options": "-c timezone=UTC"})
 
 
 class Database:

@@ -76,6 +76,7 @@ class Ticket(Base):
     order_number: Mapped[str | None] = mapped_column(String(32))
     source: Mapped[str | None] = mapped_column(String(500))  # the page, article or query they came from
     visit: Mapped[str | None] = mapped_column(String(32), index=True)
+    client: Mapped[str | None] = mapped_column(String(32))  # keyed hash of the client address, never the address
     trail: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the visit's searches, views and votes
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | pending | solved
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -119,3 +120,32 @@ class DeliveryAttempt(Base):
 def aware(moment: dt.datetime) -> dt.datetime:
     """Return a stored time as UTC-aware (SQLite hands back naive times; all are stored in UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+ROLES = ("editor", "support", "admin")
+
+
+class StaffUser(Base):
+    """Someone who signs in to /staff/: an editor, a support agent or an admin."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # werkzeug scrypt: slow on purpose
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[dt.datetime | None]
+
+
+class TicketChange(Base):
+    """A change to a ticket by staff (its status), for the ticket's history."""
+
+    __tablename__ = "ticket_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    staff: Mapped[str] = mapped_column(String(254))
+    change: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import db
@@ -41,7 +41,7 @@ class Helpfulness:
 
 def helpfulness() -> dict[str, Helpfulness]:
     """Return the votes of every voted article."""
-    query = select(Vote.slug, func.sum(func.cast(Vote.helpful, Integer)), func.count()).group_by(Vote.slug)
+    query = select(Vote.slug, func.sum(cast(Vote.helpful, Integer)), func.count()).group_by(Vote.slug)
     with db.database().sessions() as s:
         return {slug: Helpfulness(slug, int(yes or 0), int(n)) for slug, yes, n in s.execute(query)}
 

@@ -28,6 +28,7 @@ def test_environment_overrides_defaults(monkeypatch, tmp_path):
 def test_cli_help_lists_every_command(runner):
     """kb --help names each command, and each command's help is in the README."""
     result = runner.invoke(args=["--help"])
-    for command in ("serve", "index", "search", "check", "eval", "bench", "db", "worker", "tickets"):
+    for command in ("serve", "index", "search", "check", "eval", "bench", "db", "worker", "tickets", "staff", "link",
+                    "purge"):
         assert command in result.output
         assert f"kb {command}" in README

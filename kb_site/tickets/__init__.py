@@ -62,7 +62,7 @@ def trail_of(events: list[Event], titles: dict[str, str]) -> list[dict[str, Any]
 
 
 def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str | None,
-                  trail: list[dict[str, Any]]) -> Ticket:
+                  trail: list[dict[str, Any]], client: str | None = None) -> Ticket:
     """Store the ticket and its outbox row in one transaction and return the ticket.
 
     A ``local`` ticket needs no delivery: it waits in the staff queue, so its row is already delivered.
@@ -75,7 +75,8 @@ def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str 
             with session.begin():
                 ticket = Ticket(reference=reference, name=new.name, email=new.email, subject=new.subject,
                                 message=new.message, topic=new.topic, order_number=new.order_number,
-                                source=new.source, visit=visit, trail=json.dumps(trail), status="open")
+                                source=new.source, visit=visit, client=client, trail=json.dumps(trail),
+                                status="open")
                 session.add(ticket)
                 session.flush()
                 outbox = Outbox(ticket_id=ticket.id, backend=backend, idempotency_key=idempotency_key(reference),

@@ -13,6 +13,7 @@ import os
 import random
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import DeliveryAttempt, Outbox, Ticket, utcnow
+from ..privacy import purge
 from .backends import DeliveryError, backend_for
 
 log = logging.getLogger(__name__)
@@ -120,8 +122,14 @@ def run(sessions: sessionmaker[Session], config: Any, stop: threading.Event, pol
     worker = worker_name()
     policy = Policy.from_config(config)
     log.info("delivery worker %s started (%s backend)", worker, config["TICKET_BACKEND"])
+    purged_at = 0.0
     while not stop.is_set():
         try:
+            if time.monotonic() - purged_at > 24 * 3600 or not purged_at:
+                removed = purge(sessions, int(config["RETENTION_DAYS"]))
+                purged_at = time.monotonic()
+                if removed:
+                    log.info("removed %d events older than %s days", removed, config["RETENTION_DAYS"])
             deliver_due(sessions, config, worker, policy)
         except Exception:  # a database outage must not end the worker: log it and try again
             log.exception("delivery pass failed; retrying in %.0f s", max(poll, 5.0))

@@ -43,7 +43,7 @@ def absolute(path: str) -> str:
 
 def register(app: Flask) -> None:
     """Register every blueprint."""
-    from . import api, contact, feedback, help, search
+    from . import api, contact, feedback, help, search, staff
 
-    for module in (help, search, feedback, api, contact):
+    for module in (help, search, feedback, api, contact, staff):
         app.register_blueprint(module.bp)

@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, Va
 from search.analysis import clean_query
 
 from .. import db, visitors
+from ..privacy import client_hash
 from ..tickets import NewTicket, create_ticket, trail_of
 from . import current_slug, engine, library
 
@@ -130,7 +131,8 @@ def contact() -> Response | str:
                     order_number=(form.order_number.data or "").strip().upper() or None,
                     source=(form.source.data or None))
     with db.database().sessions() as s:
-        ticket = create_ticket(s, new, current_app.config["TICKET_BACKEND"], visit=visit, trail=trail)
+        ticket = create_ticket(s, new, current_app.config["TICKET_BACKEND"], visit=visit, trail=trail,
+                               client=client_hash(current_app.config["SECRET_KEY"], request.remote_addr))
     session["ticket"] = ticket.reference
     response = redirect(url_for("contact.sent"), 303)
     response.headers["X-Ticket-Reference"] = ticket.reference  # the acknowledgement, for scripts

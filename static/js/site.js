@@ -226,6 +226,36 @@
     });
   }
 
+  // Staff: buttons that copy a field's text (deep links, reply snippets, article stubs).
+  function copyButtons() {
+    var status = document.querySelector("[data-copy-status]");
+    document.querySelectorAll("[data-copy-from]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var source = document.getElementById(button.getAttribute("data-copy-from"));
+        var text = source.value;
+        var done = function () {
+          var label = button.textContent;
+          button.textContent = "Copied";
+          if (status) { status.textContent = "Copied: " + text.split("\n")[0]; }
+          setTimeout(function () { button.textContent = label; }, 1500);
+        };
+        if (navigator.clipboard) {
+          navigator.clipboard.writeText(text).then(done, function () { source.select(); });
+        } else {
+          source.select();
+        }
+      });
+    });
+    var finder = document.querySelector("[data-link-finder]");
+    if (finder) {
+      finder.addEventListener("keydown", function (event) {
+        var first = document.querySelector("[data-link-result] [data-copy-from]");
+        if (event.key === "ArrowDown" && first) { event.preventDefault(); first.focus(); }
+      });
+    }
+  }
+
+  copyButtons();
   document.querySelectorAll("input[data-suggest]").forEach(function (input) { Combobox(input); });
   document.querySelectorAll("[data-contact]").forEach(function (form) { Deflection(form); });
   document.querySelectorAll("[data-feedback]").forEach(function (section) { Feedback(section); });

@@ -1,0 +1,177 @@
+"""What self-service achieves and where it fails: the dashboard's figures, as plain queries.
+
+Every function takes a session and the start of the period and returns rows (dicts with a fixed
+column order) that the dashboard shows and downloads as CSV.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, cast, distinct, func, select, union
+from sqlalchemy.orm import Session
+
+from ..models import REASONS, Event, Ticket, Vote, aware
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Overview:
+    visits: int
+    visits_with_ticket: int
+    tickets: int
+    deflections: int
+    searches: int
+    zero_result_searches: int
+
+    @property
+    def self_service(self) -> float | None:
+        """Share of visits that did not open a ticket (None without visits)."""
+        return (self.visits - self.visits_with_ticket) / self.visits if self.visits else None
+
+
+def since(days: int, now: dt.datetime | None = None) -> dt.datetime:
+    return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+
+
+def overview(s: Session, start: dt.datetime) -> Overview:
+    """Visits (with any event or ticket), those that opened a ticket, tickets, deflections, searches."""
+    visits = union(select(Event.visit).where(Event.created_at >= start),
+                   select(Ticket.visit).where(Ticket.created_at >= start, Ticket.visit.is_not(None))).subquery()
+    n_visits = s.scalar(select(func.count(distinct(visits.c.visit)))) or 0
+    with_ticket = s.scalar(select(func.count(distinct(Ticket.visit)))
+                           .where(Ticket.created_at >= start, Ticket.visit.is_not(None))) or 0
+    tickets = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.created_at >= start)) or 0
+    counts = dict(s.execute(select(Event.kind, func.count()).where(Event.created_at >= start)
+                            .group_by(Event.kind)).all())
+    zero = s.scalar(select(func.count()).select_from(Event).where(
+        Event.kind == "search", Event.results == 0, Event.created_at >= start)) or 0
+    return Overview(int(n_visits), int(with_ticket), int(tickets), int(counts.get("deflection", 0)),
+                    int(counts.get("search", 0)), int(zero))
+
+
+def searches_per_day(s: Session, start: dt.datetime, days: int) -> list[Row]:
+    """Searches on each day of the period (days without any included, as 0)."""
+    day = func.date(Event.created_at)
+    counts = {str(d): int(n) for d, n in s.execute(
+        select(day, func.count()).where(Event.kind == "search", Event.created_at >= start).group_by(day))}
+    first = start.date()
+    return [{"day": (first + dt.timedelta(days=i)).isoformat(),
+             "searches": counts.get((first + dt.timedelta(days=i)).isoformat(), 0)} for i in range(days + 1)]
+
+
+def _clicked() -> Any:
+    """Search event ids that were followed by a click on a result."""
+    return select(Event.search_id).where(Event.kind == "click", Event.search_id.is_not(None)).distinct()
+
+
+def top_queries(s: Session, start: dt.datetime, limit: int = 20) -> list[Row]:
+    """The most frequent queries with their average result count and click-through."""
+    query = func.lower(Event.query)
+    clicked = _clicked().scalar_subquery()
+    rows = s.execute(
+        select(query, func.count(), func.avg(Event.results),
+               func.sum(cast(Event.id.in_(clicked), Integer)))
+        .where(Event.kind == "search", Event.created_at >= start, Event.query.is_not(None))
+        .group_by(query).order_by(func.count().desc(), query).limit(limit))
+    return [{"query": q, "searches": int(n), "avg_results": round(float(r), 1) if r is not None else None,
+             "clicked_percent": round(100 * int(c or 0) / int(n))} for q, n, r, c in rows]
+
+
+def zero_result_queries(s: Session, start: dt.datetime, limit: int = 50) -> list[Row]:
+    """Queries that found nothing: the content gaps."""
+    query = func.lower(Event.query)
+    rows = s.execute(
+        select(query, func.count(), func.max(Event.created_at))
+        .where(Event.kind == "search", Event.results == 0, Event.created_at >= start)
+        .group_by(query).order_by(func.count().desc(), query).limit(limit))
+    return [{"query": q, "searches": int(n), "last_searched": aware(last).isoformat(timespec="minutes")}
+            for q, n, last in rows]
+
+
+def no_click_queries(s: Session, start: dt.datetime, limit: int = 50) -> list[Row]:
+    """Queries with results that nobody opened: results that did not look like answers."""
+    query = func.lower(Event.query)
+    clicked = _clicked().scalar_subquery()
+    rows = s.execute(
+        select(query, func.count(), func.avg(Event.results))
+        .where(Event.kind == "search", Event.results > 0, Event.created_at >= start, Event.id.not_in(clicked))
+        .group_by(query).order_by(func.count().desc(), query).limit(limit))
+    return [{"query": q, "searches_without_click": int(n), "avg_results": round(float(r), 1)} for q, n, r in rows]
+
+
+def helpfulness(s: Session, start: dt.datetime, titles: dict[str, str]) -> list[Row]:
+    """Articles by share of "Yes" votes (most votes first among equals), with "No" reasons and comments."""
+    votes = s.execute(select(Vote.slug, Vote.helpful, Vote.reason, Vote.comment)
+                      .where(Vote.updated_at >= start).order_by(Vote.updated_at.desc())).all()
+    by_slug: dict[str, dict[str, Any]] = defaultdict(lambda: {"yes": 0, "no": 0, "reasons": defaultdict(int),
+                                                              "comments": []})
+    for slug, helpful, reason, comment in votes:
+        entry = by_slug[slug]
+        entry["yes" if helpful else "no"] += 1
+        if not helpful and reason:
+            entry["reasons"][reason] += 1
+        if comment and len(entry["comments"]) < 5:
+            entry["comments"].append(comment)
+    rows = []
+    for slug, e in by_slug.items():
+        total = e["yes"] + e["no"]
+        rows.append({"article": slug, "title": titles.get(slug, slug), "votes": total, "yes": e["yes"],
+                     "no": e["no"], "helpful_percent": round(100 * e["yes"] / total),
+                     "no_reasons": "; ".join(f"{REASONS.get(r, r)} ({n})" for r, n in
+                                             sorted(e["reasons"].items(), key=lambda kv: -kv[1])),
+                     "comments": " | ".join(e["comments"])})
+    return sorted(rows, key=lambda r: (-r["helpful_percent"], -r["votes"], r["article"]))
+
+
+def revisions(s: Session, current: dict[str, str], titles: dict[str, str]) -> list[Row]:
+    """Helpfulness of each article's current revision against the one before: did the last edit help?"""
+    rows = s.execute(select(Vote.slug, Vote.revision, func.count(), func.sum(cast(Vote.helpful, Integer)),
+                            func.min(Vote.created_at))
+                     .group_by(Vote.slug, Vote.revision)).all()
+    history: dict[str, list[tuple[Any, str, int, int]]] = defaultdict(list)
+    for slug, revision, n, yes, first in rows:
+        history[slug].append((aware(first), revision, int(n), int(yes or 0)))
+    out = []
+    for slug, revs in history.items():
+        revs.sort()
+        now_rev = current.get(slug)
+        latest = next((r for r in revs if r[1] == now_rev), None)
+        older = [r for r in revs if r[1] != now_rev]
+        if latest is None or not older:
+            continue  # no votes on the current text, or it was never edited while votes came in
+        before = older[-1]
+        pct_now, pct_before = 100 * latest[3] / latest[2], 100 * before[3] / before[2]
+        out.append({"article": slug, "title": titles.get(slug, slug),
+                    "before_votes": before[2], "before_percent": round(pct_before),
+                    "after_votes": latest[2], "after_percent": round(pct_now),
+                    "change_points": round(pct_now - pct_before),
+                    "verdict": "better" if pct_now > pct_before else "worse" if pct_now < pct_before else "same"})
+    return sorted(out, key=lambda r: (r["change_points"], r["article"]))
+
+
+def stale(helpful: list[Row], updated: dict[str, dt.date | None], today: dt.date, *, days: int = 180,
+          below: int = 60, min_votes: int = 3) -> list[Row]:
+    """Articles not updated in ``days`` days whose helpful share is under ``below`` %."""
+    out = []
+    for row in helpful:
+        when = updated.get(row["article"])
+        if row["votes"] >= min_votes and row["helpful_percent"] < below and (when is None or
+                                                                            (today - when).days > days):
+            out.append({"article": row["article"], "title": row["title"],
+                        "updated": when.isoformat() if when else "never", "votes": row["votes"],
+                        "helpful_percent": row["helpful_percent"]})
+    return sorted(out, key=lambda r: (r["helpful_percent"], r["article"]))
+
+
+def tickets_by_topic(s: Session, start: dt.datetime) -> list[Row]:
+    """Tickets opened in the period by topic."""
+    rows = s.execute(select(Ticket.topic, func.count()).where(Ticket.created_at >= start)
+                     .group_by(Ticket.topic).order_by(func.count().desc(), Ticket.topic))
+    return [{"topic": topic, "tickets": int(n)} for topic, n in rows]
+
+

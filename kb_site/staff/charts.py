@@ -1,0 +1,33 @@
+"""Charts drawn on the server as SVG: no script, no CDN."""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+
+def bar_chart(rows: list[dict], x: str, y: str, *, title: str, width: int = 720, height: int = 220) -> Markup:
+    """Return an accessible SVG bar chart of ``rows[y]`` by ``rows[x]``."""
+    top = max((int(r[y]) for r in rows), default=0) or 1
+    left, bottom, pad = 40, 24, 8
+    plot_w, plot_h = width - left - pad, height - bottom - pad
+    step = plot_w / max(len(rows), 1)
+    bars = []
+    for i, row in enumerate(rows):
+        value = int(row[y])
+        h = plot_h * value / top
+        bars.append(
+            f'<rect x="{left + i * step + 1:.1f}" y="{pad + plot_h - h:.1f}" width="{max(step - 2, 1):.1f}" '
+            f'height="{h:.1f}" fill="#1f5f4a"><title>{escape(row[x])}: {value}</title></rect>')
+    labels = []
+    every = max(1, len(rows) // 6)
+    for i in range(0, len(rows), every):
+        labels.append(f'<text x="{left + i * step:.1f}" y="{height - 6}" font-size="11" fill="#55605a">'
+                      f'{escape(str(rows[i][x])[5:])}</text>')
+    axis = (f'<text x="{left - 6}" y="{pad + 10}" font-size="11" text-anchor="end" fill="#55605a">{top}</text>'
+            f'<text x="{left - 6}" y="{pad + plot_h}" font-size="11" text-anchor="end" fill="#55605a">0</text>'
+            f'<line x1="{left}" y1="{pad + plot_h}" x2="{width - pad}" y2="{pad + plot_h}" stroke="#d5dbd7"/>')
+    total = sum(int(r[y]) for r in rows)
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}: {total} in '
+        f'total, at most {top} a day" xmlns="http://www.w3.org/2000/svg">'
+        f'<title>{escape(title)}</title>{axis}{"".join(bars)}{"".join(labels)}</svg>')

@@ -1,0 +1,301 @@
+"""The staff area: sign-in, the dashboard of content gaps, the ticket queue and the agent link finder."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired
+
+from search.analysis import clean_query
+
+from .. import db
+from ..models import DeliveryAttempt, Outbox, Ticket, TicketChange, aware, utcnow
+from ..staff import ACCESS, analytics, authenticate, current_staff, sign_in, sign_out, staff_required
+from ..staff.charts import bar_chart
+from ..tickets import worker
+from . import absolute, engine, library
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+PERIODS = (7, 30, 90)
+STATUSES = ("open", "pending", "solved")
+TABLES = {
+    "top_queries": "Top queries",
+    "zero_result_queries": "Zero-result queries",
+    "no_click_queries": "Queries with no click",
+    "helpfulness": "Articles by helpfulness",
+    "revisions": "Did the last edit help?",
+    "stale": "Not updated in 180 days, and not helping",
+    "tickets_by_topic": "Tickets by topic",
+    "searches_per_day": "Searches per day",
+}
+
+
+@bp.context_processor
+def _staff() -> dict[str, Any]:
+    return {"current_staff": current_staff}
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+class LoginForm(FlaskForm):
+    class Meta:
+        csrf = False  # CSRFProtect checks every POST
+
+    email = EmailField("Email", validators=[DataRequired("Enter your email address.")])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
+
+
+def _safe_next(target: str | None) -> str:
+    """Return a local path to go to after signing in (never another site)."""
+    if target and target.startswith("/staff") and not urlsplit(target).netloc and "\\" not in target:
+        return target
+    return url_for("staff.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str:
+    """Sign in with email and password."""
+    form = LoginForm()
+    error = None
+    if request.method == "POST" and form.validate():
+        s = db.session()
+        user = authenticate(s, form.email.data or "", form.password.data or "")
+        if user is not None:
+            sign_in(user)
+            s.commit()
+            return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+        error = "That email and password don't match an account."
+        current_app.logger.warning("failed staff sign-in for %r", (form.email.data or "")[:80])
+    expired = request.args.get("expired") == "1"
+    status = 401 if error or (request.method == "POST" and form.errors) else 200
+    return render_template("staff/login.html", form=form, error=error, expired=expired), status  # type: ignore
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Sign out."""
+    sign_out()
+    flash("You've signed out.", "staff")
+    return redirect(url_for("staff.login"))  # type: ignore[return-value]
+
+
+def _days() -> int:
+    try:
+        days = int(request.args.get("days", "30"))
+    except ValueError:
+        days = 30
+    return days if days in PERIODS else 30
+
+
+def dashboard_tables(days: int) -> tuple[analytics.Overview, dict[str, list[dict[str, Any]]]]:
+    """Compute every figure and table of the dashboard for the last ``days`` days."""
+    lib = library()
+    titles = {slug: a.title for slug, a in lib.articles.items()}
+    start = analytics.since(days)
+    with db.database().sessions() as s:
+        helpful = analytics.helpfulness(s, start, titles)
+        tables = {
+            "top_queries": analytics.top_queries(s, start),
+            "zero_result_queries": analytics.zero_result_queries(s, start),
+            "no_click_queries": analytics.no_click_queries(s, start),
+            "helpfulness": helpful,
+            "revisions": analytics.revisions(s, {slug: a.content_hash for slug, a in lib.articles.items()}, titles),
+            "stale": analytics.stale(helpful, {slug: a.updated for slug, a in lib.articles.items()},
+                                     dt.date.today()),
+            "tickets_by_topic": analytics.tickets_by_topic(s, start),
+            "searches_per_day": analytics.searches_per_day(s, start, days),
+        }
+        return analytics.overview(s, start), tables
+
+
+@bp.get("/")
+@staff_required("links")
+def home() -> Response | str:
+    """The dashboard (editors and admins); support agents go to the ticket queue."""
+    user = current_staff()
+    assert user is not None
+    if user.role not in ACCESS["dashboard"]:
+        return redirect(url_for("staff.tickets"))  # type: ignore[return-value]
+    days = _days()
+    overview, tables = dashboard_tables(days)
+    chart = bar_chart(tables["searches_per_day"], "day", "searches", title=f"Searches per day, last {days} days")
+    return render_template("staff/dashboard.html", days=days, periods=PERIODS, overview=overview, tables=tables,
+                           titles=TABLES, chart=chart)
+
+
+@bp.get("/dashboard.csv")
+@staff_required("dashboard")
+def dashboard_csv() -> Response:
+    """Download one dashboard table as CSV."""
+    name = request.args.get("table", "")
+    if name not in TABLES:
+        abort(404, f"There is no table called '{name}'.")
+    days = _days()
+    rows = dashboard_tables(days)[1][name]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{days}d.csv"'
+    return response
+
+
+def article_stub(query: str, category: str, searches: int, today: dt.date) -> str:
+    """Return a Markdown article stub answering a query nobody found an answer to (a draft)."""
+    title = query[:1].upper() + query[1:]
+    return (
+        "---\n"
+        f"title: {json.dumps(title, ensure_ascii=False)}\n"
+        "summary: \"One sentence saying what this article answers.\"\n"
+        f"category: {category}\n"
+        "tags: []\n"
+        "questions:\n"
+        f"  - {json.dumps(query, ensure_ascii=False)}\n"
+        f"updated: {today.isoformat()}\n"
+        "draft: true\n"
+        "---\n\n"
+        f"Customers searched for “{query}” {searches} time{'s' * (searches != 1)} without finding an answer.\n"
+        "Answer the question in this first paragraph, in the customer's words, then give the details.\n\n"
+        "## Steps\n\n"
+        "1. First step.\n"
+        "2. Second step.\n\n"
+        "## If that doesn't work\n\n"
+        "Say what to do next, and link related articles like [this](/articles/contact-us).\n"
+    )
+
+
+@bp.get("/gaps/stub")
+@staff_required("dashboard")
+def stub() -> Response | str:
+    """Offer a ready Markdown stub for a query that found nothing or was not clicked."""
+    query = clean_query(request.args.get("q", ""))[:200].strip()
+    if not query:
+        abort(400, "Give the query in q.")
+    lib = library()
+    hits = engine().search(query, limit=1).hits
+    category = hits[0].category if hits else (lib.categories[0].slug if lib.categories else "support")
+    with db.database().sessions() as s:
+        from ..models import Event
+
+        searches = s.scalar(select(func.count()).select_from(Event).where(
+            Event.kind == "search", func.lower(Event.query) == query.lower())) or 0
+    text = article_stub(query, category, int(searches), dt.date.today())
+    slug = "-".join("".join(c if c.isalnum() else " " for c in query.lower()).split())[:60] or "new-article"
+    if request.args.get("download"):
+        response = Response(text, mimetype="text/markdown")
+        response.headers["Content-Disposition"] = f'attachment; filename="{slug}.md"'
+        return response
+    return render_template("staff/stub.html", query=query, text=text, filename=f"articles/{category}/{slug}.md",
+                           similar=hits)
+
+
+@bp.get("/tickets")
+@staff_required("tickets")
+def tickets() -> str:
+    """The ticket queue, filtered by status, topic and delivery state."""
+    status = request.args.get("status") or None
+    topic = request.args.get("topic") or None
+    delivery = request.args.get("delivery") or None
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    query = select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
+    if status:
+        query = query.where(Ticket.status == status)
+    if topic:
+        query = query.where(Ticket.topic == topic)
+    if delivery:
+        query = query.where(Outbox.state == delivery)
+    s = db.session()
+    total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = s.execute(query.order_by(Ticket.id.desc()).limit(50).offset((page - 1) * 50)).all()
+    counts = dict(s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
+    return render_template("staff/tickets.html", rows=rows, total=total, page=page, status=status, topic=topic,
+                           delivery=delivery, statuses=STATUSES, counts=counts, categories=library().categories,
+                           aware=aware)
+
+
+def _ticket(reference: str) -> tuple[Ticket, Outbox]:
+    row = db.session().execute(select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
+                               .where(Ticket.reference == reference.upper())).first()
+    if row is None:
+        abort(404, f"There is no ticket {reference}.")
+    return row[0], row[1]
+
+
+@bp.get("/tickets/<reference>")
+@staff_required("tickets")
+def ticket(reference: str) -> str:
+    """One ticket: the message, the customer's trail, its history and its delivery attempts."""
+    t, outbox = _ticket(reference)
+    s = db.session()
+    attempts = s.scalars(select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox.id)
+                         .order_by(DeliveryAttempt.id)).all()
+    changes = s.scalars(select(TicketChange).where(TicketChange.ticket_id == t.id).order_by(TicketChange.id)).all()
+    return render_template("staff/ticket.html", ticket=t, outbox=outbox, trail=json.loads(t.trail or "[]"),
+                           attempts=attempts, changes=changes, statuses=STATUSES, aware=aware)
+
+
+@bp.post("/tickets/<reference>/status")
+@staff_required("tickets")
+def set_status(reference: str) -> Response:
+    """Move a ticket between open, pending and solved."""
+    status = request.form.get("status", "")
+    if status not in STATUSES:
+        abort(400, f"Status must be one of {', '.join(STATUSES)}.")
+    t, _ = _ticket(reference)
+    user = current_staff()
+    assert user is not None
+    s = db.session()
+    if t.status != status:
+        s.add(TicketChange(ticket_id=t.id, staff=user.email, change=f"status {t.status} → {status}"))
+        t.status, t.updated_at = status, utcnow()
+        s.commit()
+        flash(f"{t.reference} is now {status}.", "staff")
+    return redirect(url_for("staff.ticket", reference=t.reference))  # type: ignore[return-value]
+
+
+@bp.post("/tickets/<reference>/retry")
+@staff_required("tickets")
+def retry(reference: str) -> Response:
+    """Send a dead letter again."""
+    t, outbox = _ticket(reference)
+    if outbox.state != "dead":
+        abort(409, f"{t.reference} is {outbox.state}, not a dead letter.")
+    user = current_staff()
+    assert user is not None
+    worker.retry(db.database().sessions, t.reference)
+    with db.database().session() as s:
+        s.add(TicketChange(ticket_id=t.id, staff=user.email, change="delivery retried"))
+    flash(f"{t.reference} is queued for delivery again.", "staff")
+    return redirect(url_for("staff.ticket", reference=t.reference))  # type: ignore[return-value]
+
+
+@bp.get("/links")
+@staff_required("links")
+def links() -> str:
+    """Find the article and section to paste into a reply, with its deep link and a reply snippet."""
+    query = request.args.get("q", "")
+    found = engine().search(query, limit=8).hits if clean_query(query) else []
+    results = []
+    for hit in found:
+        url = absolute(hit.url)
+        results.append({"hit": hit, "url": url, "snippet": f"{hit.title}: {hit.summary}\n{url}".strip()})
+    return render_template("staff/links.html", query=query, results=results)

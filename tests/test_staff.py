@@ -1,0 +1,375 @@
+"""The staff area: accounts and roles on every route, the dashboard's figures, tickets, links, privacy."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+
+import pytest
+from sqlalchemy import select
+
+from kb_site.db import database
+from kb_site.models import Event, Outbox, StaffUser, Ticket, TicketChange, Vote
+from kb_site.staff import ACCESS, add_staff
+from kb_site.tickets import NewTicket, create_ticket
+from tests.conftest import csrf_token
+
+PASSWORD = "correct horse battery"
+NOW = dt.datetime.now(dt.UTC)
+
+
+def staff(app, email: str, role: str, password: str = PASSWORD) -> None:
+    with app.app_context(), database().session() as s:
+        add_staff(s, email, role, password)
+
+
+def signed_in(app, role: str):
+    """A test client signed in as a new account with this role."""
+    email = f"{role}-{len(app.extensions.setdefault('test_staff', []))}@shop.example"
+    app.extensions["test_staff"].append(email)
+    staff(app, email, role)
+    client = app.test_client()
+    response = client.post("/staff/login", data={"email": email, "password": PASSWORD,
+                                                 "csrf_token": csrf_token(client, "/staff/login")})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def ticket(app, backend: str = "local", **overrides) -> Ticket:
+    fields = {"name": "Sam", "email": "sam@example.com", "subject": "Refund", "message": "Where is my refund?",
+              "topic": "returns", **overrides}
+    with app.app_context(), database().sessions() as s:
+        return create_ticket(s, NewTicket(**fields), backend, visit=overrides.get("subject", "v"), trail=[])
+
+
+# --- accounts and roles -------------------------------------------------------------------------------------
+
+def staff_routes(app) -> list[tuple[str, str, str]]:
+    """Every staff route as (method, url, area), with sample arguments."""
+    ref = ticket(app).reference
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("staff.") or rule.endpoint in ("staff.login", "staff.logout"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        url = rule.rule.replace("<reference>", ref)
+        url += "?q=refund&table=top_queries" if rule.endpoint in ("staff.stub", "staff.dashboard_csv") else ""
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((method, url, view.staff_area))
+    return routes
+
+
+def test_every_staff_route_checks_the_role(site):
+    """Anonymous visitors get the login page; wrong roles 403; right roles get through. All routes, all roles."""
+    routes = staff_routes(site)
+    assert len(routes) == 8  # a new route joins this walk by itself
+    clients = {"anonymous": site.test_client(), **{r: signed_in(site, r) for r in ("editor", "support", "admin")}}
+    for who, client in clients.items():
+        token = csrf_token(client, "/staff/login")
+        for method, url, area in routes:
+            data = {"csrf_token": token, "status": "pending"}
+            response = client.open(url, method=method, data=data if method == "POST" else None)
+            if who == "anonymous":
+                assert response.status_code == 302 and "/staff/login" in response.headers["Location"], (who, url)
+            elif who in ACCESS[area]:
+                assert response.status_code in (200, 302, 409), (who, method, url, response.status_code)
+                if response.status_code == 302:
+                    assert "/staff/login" not in response.headers["Location"], (who, url)
+            else:
+                assert response.status_code == 403, (who, method, url, response.status_code)
+    # Support agents start at the ticket queue; editors at the dashboard.
+    assert clients["support"].get("/staff/").headers["Location"] == "/staff/tickets"
+    assert "Self-service dashboard" in clients["editor"].get("/staff/").get_data(as_text=True)
+
+
+def test_login_logout_and_bad_passwords(site):
+    """Wrong password: 401 and a message; right one: to the page asked for; sign-out needs CSRF."""
+    staff(site, "ed@shop.example", "editor")
+    client = site.test_client()
+    assert client.get("/staff/links?q=refund").headers["Location"] == "/staff/login?next=/staff/links?q%3Drefund"
+    token = csrf_token(client, "/staff/login")
+    bad = client.post("/staff/login", data={"email": "ed@shop.example", "password": "wrong", "csrf_token": token})
+    assert bad.status_code == 401 and "don&#39;t match an account" in bad.get_data(as_text=True)
+    unknown = client.post("/staff/login", data={"email": "who@x.example", "password": "x", "csrf_token": token})
+    assert unknown.status_code == 401
+    good = client.post("/staff/login?next=/staff/links?q%3Drefund",
+                       data={"email": "ED@shop.example", "password": PASSWORD, "csrf_token": token})
+    assert good.headers["Location"] == "/staff/links?q=refund"
+    assert client.post("/staff/logout").status_code == 400  # no CSRF token
+    assert client.post("/staff/logout", data={"csrf_token": csrf_token(client, "/staff/links")}).status_code == 302
+    assert client.get("/staff/links").status_code == 302
+
+
+def test_login_never_redirects_off_site(site):
+    """A crafted next= cannot send a signed-in member to another site."""
+    staff(site, "ed@shop.example", "editor")
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/staff/../../x"):
+        client = site.test_client()
+        response = client.post(f"/staff/login?next={target}", data={
+            "email": "ed@shop.example", "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/login")})
+        location = response.headers["Location"]
+        assert location.startswith("/staff") and "evil" not in location, target
+
+
+def test_sessions_expire_and_end_on_password_change(site):
+    """An idle session ends (the login page says so); a new password ends every open session."""
+    editor = signed_in(site, "editor")
+    assert editor.get("/staff/").status_code == 200
+    with editor.session_transaction() as session:
+        session["staff"] = {**session["staff"], "seen": session["staff"]["seen"] - 61 * 60}
+    expired = editor.get("/staff/")
+    assert expired.status_code == 302 and "expired=1" in expired.headers["Location"]
+    assert "Your session expired" in editor.get(expired.headers["Location"]).get_data(as_text=True)
+    other = signed_in(site, "editor")
+    with site.app_context(), database().session() as s:
+        user = s.scalar(select(StaffUser).where(StaffUser.email == site.extensions["test_staff"][-1]))
+        from kb_site.staff import hash_password
+
+        user.password_hash = hash_password("a brand new password")
+    assert other.get("/staff/").status_code == 302
+
+
+def test_login_attempts_are_rate_limited(tmp_path, corpus, fake_embedder):
+    """Guessing passwords is stopped after KB_RATELIMIT_LOGIN attempts."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder, RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
+    client = app.test_client()
+    token = csrf_token(client, "/staff/login")
+    statuses = [client.post("/staff/login", data={"email": "a@b.example", "password": "guess",
+                                                   "csrf_token": token}).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_kb_staff_add_hashes_and_checks(site):
+    """kb staff add: password from stdin or generated once; stored as a slow hash; bad input refused."""
+    runner = site.test_cli_runner()
+    result = runner.invoke(args=["staff", "add", "Ana@Shop.example", "--role", "support", "--password-stdin"],
+                           input=PASSWORD + "\n")
+    assert result.exit_code == 0 and "Added ana@shop.example as support" in result.output
+    generated = runner.invoke(args=["staff", "add", "bo@shop.example", "--role", "admin", "--generate"])
+    password = re.search(r"Password \(shown once\): (\S+)", generated.output).group(1)
+    assert len(password) >= 16
+    with site.app_context(), database().sessions() as s:
+        users = {u.email: u for u in s.scalars(select(StaffUser))}
+    assert users["ana@shop.example"].password_hash.startswith("scrypt:")
+    assert PASSWORD not in users["ana@shop.example"].password_hash
+    client = site.test_client()
+    assert client.post("/staff/login", data={"email": "bo@shop.example", "password": password,
+                                             "csrf_token": csrf_token(client, "/staff/login")}).status_code == 302
+    short = runner.invoke(args=["staff", "add", "c@shop.example", "--role", "editor", "--password-stdin"],
+                          input="short\n")
+    again = runner.invoke(args=["staff", "add", "ana@shop.example", "--role", "editor", "--generate"])
+    role = runner.invoke(args=["staff", "add", "d@shop.example", "--role", "boss", "--generate"])
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    assert again.exit_code == 1 and "already has an account" in again.output
+    assert role.exit_code == 2
+    listed = runner.invoke(args=["staff", "list"]).output
+    assert "ana@shop.example" in listed and "support" in listed and "bo@shop.example" in listed
+
+
+# --- the dashboard ------------------------------------------------------------------------------------------
+
+def seed(app) -> None:
+    """A known history: 10 visits in the last week, 3 of which opened a ticket; searches, clicks, votes."""
+    at = NOW - dt.timedelta(days=2)
+    rows: list = []
+
+    def event(visit: str, kind: str, **fields) -> Event:
+        e = Event(visit=visit, visitor=f"p-{visit}", kind=kind, created_at=fields.pop("created_at", at), **fields)
+        rows.append(e)
+        return e
+
+    for n in range(10):
+        event(f"v{n}", "view", slug="return-policy")
+    searches = [event("v0", "search", query="Refund", results=3), event("v1", "search", query="refund", results=3),
+                event("v2", "search", query="refund", results=3), event("v3", "search", query="gift wrap", results=0),
+                event("v4", "search", query="Gift wrap", results=0), event("v5", "search", query="zzz", results=0),
+                event("v6", "search", query="tent poles", results=2)]
+    event("v7", "deflection", slug="return-policy", query="refund")
+    event("v8", "search", query="old query", results=0, created_at=NOW - dt.timedelta(days=40))
+    with app.app_context(), database().session() as s:
+        s.add_all(rows)
+        s.flush()
+        s.add(Event(visit="v0", visitor="p-v0", kind="click", slug="refund-timescales", search_id=searches[0].id,
+                    position=1, created_at=at))
+        s.add(Event(visit="v1", visitor="p-v1", kind="click", slug="refund-timescales", search_id=searches[1].id,
+                    position=1, created_at=at))
+        votes = [("return-policy", True, None, None, "r1"), ("return-policy", True, None, None, "r2"),
+                 ("return-policy", False, "outdated", "Says 30 days", "r2"),
+                 ("refund-timescales", False, "unclear", None, "r9"), ("refund-timescales", False, None, None, "r9"),
+                 ("refund-timescales", False, "unclear", None, "r9"), ("stove-recall", True, None, None, "r5")]
+        for i, (slug, helpful, reason, comment, revision) in enumerate(votes):
+            s.add(Vote(visitor=f"p{i}", slug=slug, helpful=helpful, reason=reason, comment=comment,
+                       revision=revision, created_at=at - dt.timedelta(minutes=10 - i), updated_at=at))
+    for visit, topic in (("v0", "returns"), ("v3", "orders"), ("v5", "returns")):
+        with app.app_context(), database().sessions() as s:
+            t = create_ticket(s, NewTicket("Sam", "s@x.example", "Help", "Please help me.", topic), "local",
+                              visit=visit, trail=[])
+        with app.app_context(), database().session() as s:
+            s.get(Ticket, t.id).created_at = at
+
+
+def test_dashboard_figures_match_the_seeded_history(any_db_site):
+    """3 of 10 visits opened a ticket: 70 %; gaps, clicks, helpfulness and topics as seeded."""
+    from kb_site.views.staff import dashboard_tables
+
+    seed(any_db_site)
+    with any_db_site.test_request_context():
+        overview, tables = dashboard_tables(7)
+    assert (overview.visits, overview.visits_with_ticket) == (10, 3) and overview.self_service == 0.7
+    assert (overview.tickets, overview.deflections, overview.searches, overview.zero_result_searches) == (3, 1, 7, 3)
+    assert tables["zero_result_queries"][0]["query"] == "gift wrap" and tables["zero_result_queries"][0][
+        "searches"] == 2
+    assert [r["query"] for r in tables["zero_result_queries"]] == ["gift wrap", "zzz"]  # 40-day-old one left out
+    assert tables["top_queries"][0] == {"query": "refund", "searches": 3, "avg_results": 3.0, "clicked_percent": 67}
+    assert {r["query"]: r["searches_without_click"] for r in tables["no_click_queries"]} == {"refund": 1,
+                                                                                           "tent poles": 1}
+    helpful = {r["article"]: r for r in tables["helpfulness"]}
+    assert [r["article"] for r in tables["helpfulness"]] == ["stove-recall", "return-policy", "refund-timescales"]
+    assert helpful["return-policy"]["helpful_percent"] == 67 and "Says 30 days" in helpful["return-policy"][
+        "comments"]
+    assert helpful["refund-timescales"]["no_reasons"] == "It was hard to understand (2)"
+    assert {r["topic"]: r["tickets"] for r in tables["tickets_by_topic"]} == {"returns": 2, "orders": 1}
+    day = (NOW - dt.timedelta(days=2)).date().isoformat()
+    assert {r["day"]: r["searches"] for r in tables["searches_per_day"]}[day] == 7
+    assert len(tables["searches_per_day"]) == 8
+    with any_db_site.test_request_context():
+        older = dashboard_tables(90)[0]
+    assert older.searches == 8 and older.visits == 10
+
+
+def test_revisions_and_stale_articles():
+    """The last edit's effect, and old articles that do not help, from plain rows."""
+    from kb_site.staff.analytics import stale
+
+    helpful = [{"article": "a", "title": "A", "votes": 5, "helpful_percent": 40},
+               {"article": "b", "title": "B", "votes": 5, "helpful_percent": 40},
+               {"article": "c", "title": "C", "votes": 1, "helpful_percent": 0},
+               {"article": "d", "title": "D", "votes": 9, "helpful_percent": 90}]
+    today = dt.date(2026, 11, 24)
+    updated = {"a": dt.date(2026, 1, 1), "b": dt.date(2026, 11, 1), "c": dt.date(2020, 1, 1), "d": None}
+    assert [r["article"] for r in stale(helpful, updated, today)] == ["a"]
+
+
+def test_did_the_last_edit_help(any_db_site):
+    """Votes before and after an edit (content revision) are compared per article."""
+    from kb_site.staff.analytics import revisions
+
+    with any_db_site.app_context(), database().session() as s:
+        for i, (rev, ok) in enumerate([("old", False), ("old", False), ("old", True), ("new", True), ("new", True)]):
+            s.add(Vote(visitor=f"x{i}", slug="return-policy", helpful=ok, revision=rev,
+                       created_at=NOW - dt.timedelta(days=10 - i), updated_at=NOW))
+    with any_db_site.app_context(), database().sessions() as s:
+        [row] = revisions(s, {"return-policy": "new"}, {"return-policy": "Return policy"})
+    assert (row["before_percent"], row["after_percent"], row["verdict"]) == (33, 100, "better")
+
+
+def test_dashboard_page_chart_and_csv_match(any_db_site):
+    """The page renders the SVG chart (no script, no CDN); each CSV equals its table."""
+    from kb_site.views.staff import TABLES, dashboard_tables
+
+    seed(any_db_site)
+    editor = signed_in(any_db_site, "editor")
+    html = editor.get("/staff/?days=7").get_data(as_text=True)
+    assert '<svg class="chart"' in html and "70%" in html and "7 of 10 visits opened no ticket" in html
+    assert 'href="/staff/gaps/stub?q=gift+wrap"' in html
+    with any_db_site.test_request_context():
+        tables = dashboard_tables(7)[1]
+    for name in TABLES:
+        response = editor.get(f"/staff/dashboard.csv?table={name}&days=7")
+        assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
+        rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+        assert rows == [{k: "" if v is None else str(v) for k, v in row.items()} for row in tables[name]], name
+    assert editor.get("/staff/dashboard.csv?table=nope").status_code == 404
+
+
+def test_gap_stub_passes_kb_check(site, corpus):
+    """The stub for a zero-result query is a draft with the query in `questions`; kb check finds no error."""
+    from search.check import check_articles
+
+    editor = signed_in(site, "editor")
+    page = editor.get("/staff/gaps/stub?q=can+I+return+a+tent+I+used").get_data(as_text=True)
+    assert "Save this as <code>articles/" in page and "data-copy-from" in page
+    download = editor.get("/staff/gaps/stub?q=can+I+return+a+tent+I+used&download=1")
+    assert download.headers["Content-Disposition"] == 'attachment; filename="can-i-return-a-tent-i-used.md"'
+    text = download.get_data(as_text=True)
+    assert '  - "can I return a tent I used"' in text and "draft: true" in text
+    category = re.search(r"^category: (\S+)$", text, re.M).group(1)
+    (corpus / category).mkdir(exist_ok=True)
+    (corpus / category / "can-i-return-a-tent-i-used.md").write_text(text)
+    problems = check_articles(corpus)
+    assert [p for p in problems if p.severity == "error"] == []
+
+
+# --- tickets, links, privacy --------------------------------------------------------------------------------
+
+def test_ticket_queue_filters_status_and_history(any_db_site):
+    """Filter by status, topic and delivery; change status with a history line; retry dead letters."""
+    first = ticket(any_db_site, topic="returns")
+    dead = ticket(any_db_site, backend="webhook", topic="orders")
+    with any_db_site.app_context(), database().session() as s:
+        row = s.scalar(select(Outbox).where(Outbox.ticket_id == dead.id))
+        row.state, row.last_error = "dead", "HTTP 400: bad request"
+    agent = signed_in(any_db_site, "support")
+    listing = agent.get("/staff/tickets?delivery=dead").get_data(as_text=True)
+    assert dead.reference in listing and first.reference not in listing
+    assert first.reference in agent.get("/staff/tickets?topic=returns").get_data(as_text=True)
+    token = csrf_token(agent, "/staff/tickets")
+    agent.post(f"/staff/tickets/{first.reference}/status", data={"status": "pending", "csrf_token": token})
+    page = agent.get(f"/staff/tickets/{first.reference}").get_data(as_text=True)
+    assert "status open → pending by support-" in page
+    assert agent.post(f"/staff/tickets/{first.reference}/status",
+                      data={"status": "closed", "csrf_token": token}).status_code == 400
+    assert agent.post(f"/staff/tickets/{first.reference}/retry", data={"csrf_token": token}).status_code == 409
+    dead_page = agent.get(f"/staff/tickets/{dead.reference}").get_data(as_text=True)
+    assert "Retry delivery" in dead_page and "HTTP 400: bad request" in dead_page
+    assert agent.post(f"/staff/tickets/{dead.reference}/retry", data={"csrf_token": token}).status_code == 302
+    with any_db_site.app_context(), database().sessions() as s:
+        assert s.scalar(select(Outbox.state).where(Outbox.ticket_id == dead.id)) == "pending"
+        assert s.scalar(select(Ticket.status).where(Ticket.id == first.id)) == "pending"
+        assert len(s.scalars(select(TicketChange)).all()) == 2
+
+
+def test_link_finder_and_kb_link(site):
+    """Agents get absolute deep links and a reply snippet; `kb link` prints the best URL."""
+    agent = signed_in(site, "support")
+    html = agent.get("/staff/links?q=print+a+returns+label").get_data(as_text=True)
+    assert 'value="http://localhost/articles/return-policy#print-a-returns-label"' in html
+    assert "Return policy: Send items back within 30 days.\nhttp://localhost/articles/return-policy" in html
+    assert html.count("Copy link") >= 1 and "Copy reply snippet" in html
+    site.config["BASE_URL"] = "https://help.shop.example"
+    result = site.test_cli_runner().invoke(args=["link", "print a returns label"])
+    assert result.output.strip() == "https://help.shop.example/articles/return-policy#print-a-returns-label"
+
+
+def test_client_addresses_are_hashed_and_purge_removes_only_old_events(site):
+    """Tickets keep a keyed hash of the address, never the address; purge deletes only expired events."""
+    from tests.test_contact import GOOD, form_fields
+
+    site.config["CONTACT_MIN_SECONDS"] = 0
+    client = site.test_client()
+    client.post("/contact", data={**form_fields(client), **GOOD, "confirm": "1"},
+                environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    with site.app_context(), database().sessions() as s:
+        [t] = s.scalars(select(Ticket)).all()
+    assert t.client and len(t.client) == 32 and "203.0.113.7" not in t.client
+    with site.app_context(), database().session() as s:
+        s.query(Event).delete()
+        for days in (10, 364, 366, 900):
+            s.add(Event(visit="v", visitor="p", kind="view", slug="x", created_at=NOW - dt.timedelta(days=days)))
+    result = site.test_cli_runner().invoke(args=["purge"])
+    assert "Removed 2 events older than 365 days" in result.output
+    with site.app_context(), database().sessions() as s:
+        ages = sorted((NOW - e.created_at.replace(tzinfo=dt.UTC)).days for e in s.scalars(select(Event)))
+    assert ages == [10, 364]
+
+
+@pytest.mark.parametrize("role", ["editor", "support", "admin"])
+def test_staff_pages_are_private(site, role):
+    """Staff pages are never cached or indexed."""
+    client = signed_in(site, role)
+    response = client.get("/staff/links")
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Robots-Tag"] == "noindex"
