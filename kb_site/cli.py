@@ -194,11 +194,45 @@ def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, m
 @click.option("--seed-articles", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Articles whose text the synthetic corpus imitates (default: KB_ARTICLES_DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--http", "over_http", is_flag=True,
+              help="Load a real multi-worker server on loopback instead (corpus and index kept in "
+                   "<instance>/bench for later runs).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="--http: server workers.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="--http: threads a worker.")
+@click.option("--clients", default=16, show_default=True, type=click.IntRange(2, 512),
+              help="--http: concurrent client connections.")
+@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(1),
+              help="--http: seconds of load a page kind.")
 @with_appcontext
-def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_json: bool) -> None:
-    """Measure index build, update and query latency on a synthetic corpus."""
+def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_json: bool, over_http: bool,
+                  workers: int, threads: int, clients: int, seconds: float) -> None:
+    """Measure index build, update and query latency on a synthetic corpus (or, with --http, the server)."""
     svc = service()
     progress = Progress()
+    if over_http:
+        import os
+
+        from .http_bench import KINDS, run_http_bench
+
+        try:
+            figures = run_http_bench(Path(svc.config["INSTANCE_DIR"]) / "bench", n_articles,
+                                     seed_articles or svc.articles_dir, svc.embedder(), workers=workers,
+                                     threads=threads, clients=clients, seconds=seconds, env=dict(os.environ),
+                                     progress=progress)
+        except (ArticleError, RuntimeError) as exc:
+            _fail(str(exc))
+        finally:
+            progress.close()
+        if as_json:
+            click.echo(json.dumps(figures))
+            return
+        click.echo(f"{figures['articles']} articles, {workers} worker{'s' * (workers != 1)} x {threads} threads, "
+                   f"{clients} clients; server RSS {figures['server_rss_mb']} MB")
+        for kind in KINDS:
+            f = figures[kind]
+            click.echo(f"  {kind:<12} {f['rps']:>8} req/s  p50 {f['p50']} ms  p95 {f['p95']} ms  "
+                       f"p99 {f['p99']} ms  errors {f['errors']}")
+        return
     try:
         figures = run_bench(n_articles, queries, seed_articles or svc.articles_dir, svc.embedder(),
                             progress=progress)
@@ -488,8 +522,15 @@ def main() -> None:
     """Run the kb command."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
     from . import create_app
+    from .security import ConfigError
 
-    FlaskGroup(name="kb", create_app=create_app, add_version_option=False,
+    def make_app() -> Flask:
+        try:
+            return create_app()
+        except ConfigError as exc:  # an unsafe configuration is a one-line refusal, not a traceback
+            raise click.ClickException(str(exc)) from None
+
+    FlaskGroup(name="kb", create_app=make_app, add_version_option=False,
                help="Run and manage the knowledge base: serve the site, index articles, search, check, "
                     "evaluate, benchmark, migrate the database.").main(prog_name="kb")
 

@@ -23,6 +23,9 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", "development",
+            "`production` refuses to start without a strong `KB_SECRET_KEY` or with debug on, and marks cookies "
+            "Secure (https only)."),
     Setting("INSTANCE_DIR", "./instance",
             "Folder for the site's own data: search index, embedding cache, database, secret key."),
     Setting("SITE_NAME", "Northwind Outfitters Help Centre", "Name shown in page titles and the header."),
@@ -38,7 +41,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RELOAD_INTERVAL", 2.0,
             "Seconds between checks of the articles folder by `kb serve`; changed articles are re-indexed "
             "and shown without a restart. 0 turns watching off (an index built elsewhere is still picked up)."),
+    Setting("INDEX_CHECK_SECONDS", 0.5,
+            "How often each process looks for a newer published index (a newly built one is served this soon)."),
     Setting("PAGE_SIZE", 10, "Search results a page."),
+    Setting("EVENT_FLUSH_SECONDS", 0.5,
+            "Page views, result clicks and deflections are written in one batch this often (0: each at once). "
+            "Votes, searches and tickets are always written before the answer."),
     Setting("RATELIMIT_STORAGE_URI", "memory://",
             "Where rate-limit counters live: `memory://` (each process its own) or `redis://host:6379` "
             "(shared by every process and machine)."),

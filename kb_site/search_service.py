@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ class SearchService:
         self._embedder: Embedder | None = None
         self._embedder_made = False
         self._lock = threading.Lock()
+        self._checked = 0.0
 
     @property
     def articles_dir(self) -> Path:
@@ -41,13 +43,19 @@ class SearchService:
         return self._embedder
 
     def engine(self) -> SearchEngine:
-        """Return the engine over the published index, switching to a newer one when it appears."""
+        """Return the engine over the published index, switching to a newer one when it appears.
+
+        The index folder is looked at no more than every KB_INDEX_CHECK_SECONDS: at a thousand requests a
+        second, reading CURRENT each time is work for nothing.
+        """
         with self._lock:
             if self._engine is None:
                 self._engine = SearchEngine(self.index_dir, self.embedder(), search_config(self.config),
                                             pages=True)
-            else:
+                self._checked = time.monotonic()
+            elif time.monotonic() - self._checked >= float(self.config["INDEX_CHECK_SECONDS"]):
                 self._engine.refresh()
+                self._checked = time.monotonic()
             return self._engine
 
 

@@ -57,9 +57,33 @@ def secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+class ConfigError(RuntimeError):
+    """A setting that makes it unsafe to start."""
+
+
+WEAK_KEYS = {"secret", "changeme", "change-me", "dev", "development", "test", "password", "kb", "key"}
+
+
+def check_production(app: Flask) -> None:
+    """In production, refuse a missing or weak secret key and debug mode; make cookies https-only."""
+    key = str(app.config.get("SECRET_KEY") or "")
+    if not key:
+        raise ConfigError("KB_ENV=production needs KB_SECRET_KEY: the same long random value on every machine "
+                          "(python -c 'import secrets; print(secrets.token_hex(32))')")
+    if len(key) < 32 or key.lower() in WEAK_KEYS or len(set(key)) < 10:
+        raise ConfigError("KB_SECRET_KEY is too weak for production: use at least 32 random characters "
+                          "(python -c 'import secrets; print(secrets.token_hex(32))')")
+    if app.debug or app.config.get("DEBUG"):
+        raise ConfigError("debug mode is on: never run KB_ENV=production with FLASK_DEBUG or KB_DEBUG")
+    app.config["SESSION_COOKIE_SECURE"] = True
+    app.config["PREFERRED_URL_SCHEME"] = "https"
+
+
 def init_app(app: Flask) -> Limiter:
     """Configure keys, cookies, CSRF, headers and the rate limiter."""
-    if not app.config.get("SECRET_KEY"):
+    if str(app.config["ENV"]).lower() == "production":
+        check_production(app)
+    elif not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(Path(app.instance_path))
     # Flask's own defaults: no SameSite, a 31-day session. The visitor id should last a year.
     if app.config["SESSION_COOKIE_SAMESITE"] is None:
@@ -67,6 +91,8 @@ def init_app(app: Flask) -> Limiter:
     if app.config["PERMANENT_SESSION_LIFETIME"] == dt.timedelta(days=31):
         app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(days=365)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # The cookie is sent again when the session changes (a new visit, a vote), not on every page.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session: no expiry mid-form
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_CONTENT_LENGTH"])
     if int(app.config["PROXY_COUNT"]):

@@ -128,6 +128,9 @@ def post_fork(_server: Any, worker: Any) -> None:
 
     app = worker.app.application
     app.extensions[DB].engine.dispose(close=False)
+    if not int(app.config["EMBEDDING_THREADS"]):
+        # Each worker gets its share of the cores: N workers each using every core just thrash.
+        app.config["EMBEDDING_THREADS"] = max(1, (os.cpu_count() or 1) // int(app.config.get("SERVE_WORKERS", 1)))
 
     def warm() -> None:
         with app.app_context():
@@ -145,6 +148,8 @@ def post_fork(_server: Any, worker: Any) -> None:
 def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Run the site on gunicorn until interrupted."""
     from .db import database
+
+    app.config["SERVE_WORKERS"] = workers
 
     with app.app_context():
         database().engine.dispose()  # no connection crosses the fork

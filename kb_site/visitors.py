@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import secrets
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, session
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import db
-from .models import Event
+from .models import Event, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,74 @@ def visit() -> str:
     return str(session["visit"])
 
 
+class EventBuffer:
+    """Events waiting to be written together: one transaction every KB_EVENT_FLUSH_SECONDS, not one a page.
+
+    A background thread (started in each process on first use, so after gunicorn forks) writes them;
+    while the database is away they wait, up to MAX_WAITING, and are written when it is back.
+    """
+
+    MAX_WAITING = 20000
+
+    def __init__(self, database: db.Database, interval: float):
+        self.database = database
+        self.interval = interval
+        self.waiting: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.pid = 0
+        atexit.register(self.flush)
+
+    def add(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # first use in this process: start its writer
+                self.pid = os.getpid()
+                threading.Thread(target=self._run, name="kb-events", daemon=True).start()
+            self.waiting.append(row)
+            if len(self.waiting) > self.MAX_WAITING:
+                del self.waiting[: len(self.waiting) - self.MAX_WAITING]
+                log.warning("the database has been away too long: dropping the oldest page-view events")
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every waiting event now (kept for the next try if the database is unreachable)."""
+        with self.lock:
+            rows, self.waiting = self.waiting, []
+        if not rows:
+            return
+        try:
+            with self.database.session() as s:
+                s.execute(insert(Event), rows)
+        except SQLAlchemyError as exc:
+            log.warning("could not write %d events yet: %s", len(rows), exc.__class__.__name__)
+            with self.lock:
+                self.waiting[:0] = rows
+
+
+def buffer() -> EventBuffer | None:
+    """Return the application's event buffer (None when events are written at once)."""
+    interval = float(current_app.config["EVENT_FLUSH_SECONDS"])
+    if interval <= 0:
+        return None
+    found = current_app.extensions.get("kb_events")
+    if found is None:
+        found = current_app.extensions["kb_events"] = EventBuffer(db.database(), interval)
+    return found  # type: ignore[no-any-return]
+
+
+def record_later(kind: str, **fields: Any) -> None:
+    """Record a page-view kind of event (view, click, deflection) in the next batch."""
+    waiting = buffer()
+    if waiting is None:
+        record(kind, **fields)
+        return
+    waiting.add({"visit": visit(), "visitor": visitor(), "kind": kind, "created_at": utcnow(), "slug": None,
+                 "query": None, "results": None, "position": None, "search_id": None, "detail": None, **fields})
+
+
 def record(kind: str, **fields: Any) -> Event | None:
     """Store one event of the current visit and return it (committed).
 
@@ -53,8 +125,40 @@ def record(kind: str, **fields: Any) -> Event | None:
     return event
 
 
+@dataclass(frozen=True)
+class ShownVote:
+    """The visitor's own answer on an article, as the feedback widget shows it."""
+
+    helpful: bool
+    reason: str | None = None
+    comment: str | None = None
+
+
+def remember_vote(slug: str, helpful: bool, reason: str | None, comment: str | None) -> None:
+    """Keep the visitor's answer in their session, so pages show it without asking the database."""
+    votes = dict(session.get("votes", {}))
+    votes.pop(slug, None)
+    votes[slug] = [helpful, bool(reason), bool(comment)]
+    while len(votes) > 200:
+        votes.pop(next(iter(votes)))
+    session["votes"] = votes
+
+
+def my_vote(slug: str) -> ShownVote | None:
+    """Return the visitor's answer on an article, if they gave one."""
+    found = session.get("votes", {}).get(slug)
+    if found is None:
+        return None
+    helpful, has_reason, has_comment = found
+    return ShownVote(bool(helpful), "given" if has_reason else None, "given" if has_comment else None)
+
+
 def trail(visit_id: str, limit: int = 200) -> list[Event]:
     """Return a visit's events, oldest first: what the visitor searched, read and voted."""
+    waiting = buffer()
+    if waiting is not None:
+        waiting.flush()
     with db.database().sessions() as s:
-        rows = s.scalars(select(Event).where(Event.visit == visit_id).order_by(Event.id).limit(limit))
+        rows = s.scalars(select(Event).where(Event.visit == visit_id).order_by(Event.created_at, Event.id)
+                         .limit(limit))
         return list(rows)

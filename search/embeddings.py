@@ -101,6 +101,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.threads = threads
         self._model: Any = None
+        self.error: str | None = None  # why the model could not be loaded, once it was tried
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -128,7 +129,11 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = self._build()
+                    try:
+                        self._model = self._build()
+                    except EmbedderUnavailable as exc:
+                        self.error = str(exc)
+                        raise
         return self._model
 
     def _build(self) -> Any:
@@ -167,6 +172,11 @@ class SentenceTransformerEmbedder:
     def load(self) -> None:
         """Load the model now (in a server, after the worker process has forked)."""
         self._load()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (a server is ready for hybrid search)."""
+        return self._model is not None
 
     def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         model = self._load()

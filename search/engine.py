@@ -31,6 +31,7 @@ from .store import IndexCorrupt, IndexStore
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "lexical", "dense")
+QUERY_CACHE = 2048  # query vectors remembered
 
 
 class QueryError(ValueError):
@@ -94,19 +95,22 @@ class _Generation:
     category_names: list[str]
     category_codes: np.ndarray
     article_vectors: np.ndarray | None = None
+    related: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # computed once a generation
 
 
 class SearchEngine:
     """Answers queries from the published generation of an index folder; reloads when it changes."""
 
     def __init__(self, index_dir: Path | str, embedder: Embedder | None = None,
-                 config: SearchConfig | None = None, *, pages: bool = False):
+                 config: SearchConfig | None = None, *, pages: bool = False, query_cache: int = QUERY_CACHE):
         self.store = IndexStore(index_dir)
         self.embedder = embedder
         self.config = config or SearchConfig()
         self.pages = pages  # also load the articles themselves, for a site to show
         self.dense_error: str | None = None if embedder else "no embedding model configured"
         self._lock = threading.Lock()
+        self._vectors: dict[str, np.ndarray] = {}  # query text -> vector, oldest first
+        self.query_cache = query_cache
         self._gen = self._open()
 
     def _open(self) -> _Generation:
@@ -147,6 +151,12 @@ class SearchEngine:
     def related(self, slug: str, limit: int = 5) -> list[str]:
         """Return the slugs of the articles nearest in meaning to this one, nearest first."""
         gen = self._gen
+        cached = gen.related.get((slug, limit))
+        if cached is None:
+            cached = gen.related[(slug, limit)] = self._related(gen, slug, limit)
+        return cached
+
+    def _related(self, gen: _Generation, slug: str, limit: int) -> list[str]:
         row = gen.rows.get(slug)
         if row is None:
             return []
@@ -175,11 +185,20 @@ class SearchEngine:
 
     def encode_query(self, *texts: str) -> np.ndarray | None:
         """Return the queries' vectors (one row each), or None (with a logged warning, once) when the model
-        is unavailable."""
+        is unavailable. Recent queries' vectors are remembered: popular questions are asked again and again."""
         if self.embedder is None or self.dense_error is not None:
             return None
+        known = [self._vectors.get(t) for t in texts]
+        if all(v is not None for v in known):
+            return np.stack(known)  # type: ignore[arg-type]
         try:
-            return self.embedder.encode(list(texts))
+            vectors = self.embedder.encode(list(texts))
+            with self._lock:
+                for text, vector in zip(texts, vectors, strict=True):
+                    self._vectors[text] = vector
+                    if len(self._vectors) > self.query_cache:
+                        self._vectors.pop(next(iter(self._vectors)))
+            return vectors
         except EmbedderUnavailable as exc:
             self.dense_error = str(exc)
             log.warning("semantic search unavailable, answering from the lexical index: %s", exc)

@@ -113,7 +113,9 @@ def make_site(tmp_path: Path, corpus: Path, embedder, **config):
     from kb_site.db import database
 
     app = create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "ARTICLES_DIR": str(corpus),
-                      "EMBEDDER": embedder, "TESTING": True, "RATELIMIT_ENABLED": False, **config})
+                      "EMBEDDER": embedder, "TESTING": True, "RATELIMIT_ENABLED": False, "INDEX_CHECK_SECONDS": 0,
+                      "EVENT_FLUSH_SECONDS": 0,
+                      **config})
     with app.app_context():
         database().upgrade()
     build_index(corpus, Path(app.instance_path) / "index", embedder)

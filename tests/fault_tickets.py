@@ -1,10 +1,11 @@
-"""Fault figure: tickets survive a SIGKILL of the whole server.
+"""Fault figure: votes and tickets survive a SIGKILL of the whole server.
 
 Starts `kb serve` (2 web workers and its delivery worker, SMTP backend to an in-process aiosmtpd),
-submits tickets from concurrent clients, SIGKILLs every server process at a random moment, restarts it,
-lets clients finish, waits for delivery, and counts acknowledged, stored, delivered and duplicates.
+submits tickets and votes from concurrent clients, SIGKILLs every server process at a random moment,
+restarts it, lets clients finish, waits for delivery, and counts what was acknowledged, stored,
+delivered, and duplicated.
 
-    python -m tests.fault_tickets [--database sqlite|postgresql] [--tickets 200] [--clients 8] [--json]
+    python -m tests.fault_tickets [--database sqlite|postgresql] [--tickets 200] [--votes 200] [--clients 8]
 """
 
 from __future__ import annotations
@@ -88,7 +89,20 @@ def submit(base: str, n: int) -> str | None:
     raise RuntimeError(f"ticket {n} answered {response.status_code}")
 
 
-def run(database: str, tickets: int, clients: int) -> dict[str, object]:
+def vote(base: str, n: int) -> int:
+    """Vote on an article as a new visitor; return the vote's id once the server acknowledged it."""
+    client = requests.Session()
+    page = client.get(f"{base}/articles/return-policy", timeout=10).text
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    response = client.post(f"{base}/articles/return-policy/feedback", timeout=10,
+                           data={"helpful": "no" if n % 3 else "yes", "reason": "unclear" if n % 3 else ""},
+                           headers={"X-CSRFToken": token, "Accept": "application/json"})
+    if response.status_code == 200:
+        return int(response.json()["vote"]["id"])
+    raise RuntimeError(f"vote {n} answered {response.status_code}")
+
+
+def run(database: str, tickets: int, clients: int, votes: int = 0) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="kb-fault-"))
     shutil.copytree(CORPUS, work / "articles")
     admin = None
@@ -106,6 +120,7 @@ def run(database: str, tickets: int, clients: int) -> dict[str, object]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     acknowledged: list[str] = []
+    voted: list[int] = []
     lock = threading.Lock()
     next_number = iter(range(10**9))
     with SmtpSink() as sink:
@@ -119,42 +134,44 @@ def run(database: str, tickets: int, clients: int) -> dict[str, object]:
         server.start()
         failures = Counter[str]()
 
-        in_flight = [0]
+        in_flight = [0, 0]
 
         def client() -> None:
             while True:
                 with lock:
-                    if len(acknowledged) + in_flight[0] >= tickets:
-                        if not in_flight[0]:
+                    want_ticket = len(acknowledged) + in_flight[0] < tickets
+                    want_vote = len(voted) + in_flight[1] < votes
+                    if not want_ticket and not want_vote:
+                        if not any(in_flight):
                             return
-                        wait = True
+                        kind = None
                     else:
-                        in_flight[0] += 1
-                        wait = False
-                if wait:
+                        kind = 0 if want_ticket and (not want_vote or random.random() < 0.5) else 1
+                        in_flight[kind] += 1
+                if kind is None:
                     time.sleep(0.05)
                     continue
                 try:
-                    reference = submit(base, next(next_number))
+                    done = submit(base, next(next_number)) if kind == 0 else vote(base, next(next_number))
                 except (requests.RequestException, RuntimeError) as exc:
                     failures[exc.__class__.__name__] += 1
-                    reference = None
+                    done = None
                 with lock:
-                    in_flight[0] -= 1
-                    if reference:
-                        acknowledged.append(reference)
-                if reference is None:
+                    in_flight[kind] -= 1
+                    if done is not None:
+                        (acknowledged if kind == 0 else voted).append(done)  # type: ignore[attr-defined]
+                if done is None:
                     time.sleep(0.2)  # the server is down: a customer tries again
 
         threads = [threading.Thread(target=client) for _ in range(clients)]
         started = time.monotonic()
         for t in threads:
             t.start()
-        kill_at = random.uniform(0.2, 0.7) * tickets
-        while len(acknowledged) < kill_at:
+        kill_at = random.uniform(0.2, 0.7) * (tickets + votes)
+        while len(acknowledged) + len(voted) < kill_at:
             time.sleep(0.01)
         server.kill()
-        killed_after = len(acknowledged)
+        killed_after = len(acknowledged) + len(voted)
         server.start()
         for t in threads:
             t.join()
@@ -168,6 +185,7 @@ def run(database: str, tickets: int, clients: int) -> dict[str, object]:
                     break
                 time.sleep(0.5)
             stored = {r for (r,) in c.execute(sa.text("SELECT reference FROM tickets"))}
+            vote_ids = {v for (v,) in c.execute(sa.text("SELECT id FROM votes"))}
             dead = c.execute(sa.text("SELECT count(*) FROM outbox WHERE state = 'dead'")).scalar()
         engine.dispose()
         server.stop()
@@ -180,7 +198,8 @@ def run(database: str, tickets: int, clients: int) -> dict[str, object]:
     shutil.rmtree(work, ignore_errors=True)
     acked = set(acknowledged)
     return {
-        "database": database, "acknowledged": len(acked), "killed_after_acknowledged": killed_after,
+        "database": database, "votes_acknowledged": len(set(voted)), "votes_lost": len(set(voted) - vote_ids),
+        "acknowledged": len(acked), "killed_after_acknowledged": killed_after,
         "stored": len(stored), "acknowledged_lost": len(acked - stored), "delivered": len(set(keys)),
         "undelivered": len(stored - set(keys)), "dead_letters": dead,
         "messages": sum(keys.values()), "duplicates_before_idempotency": sum(keys.values()) - len(keys),
@@ -194,10 +213,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--tickets", type=int, default=200)
+    parser.add_argument("--votes", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    figures = run(args.database, args.tickets, args.clients)
+    figures = run(args.database, args.tickets, args.clients, args.votes)
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
 
 

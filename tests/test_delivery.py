@@ -249,15 +249,17 @@ def test_tickets_list_json(any_db_site):
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_sigkill_of_the_server_loses_no_acknowledged_ticket(database, request):
-    """200 tickets from 8 clients, every server process SIGKILLed at a random moment, then restarted:
-    every acknowledged ticket is stored and delivered once (after dropping repeats by idempotency key)."""
+def test_sigkill_of_the_server_loses_no_acknowledged_write(database, request):
+    """200 tickets and 200 votes from 8 clients, every server process SIGKILLed at a random moment, then
+    restarted: every acknowledged vote and ticket is stored, and every ticket delivered once (after dropping
+    repeats by idempotency key)."""
     from tests.fault_tickets import run
 
     if database == "postgresql":
         request.getfixturevalue("postgres_server")  # skips (or fails in CI) without PostgreSQL
-    figures = run(database, tickets=200, clients=8)
+    figures = run(database, tickets=200, clients=8, votes=200)
     print(json.dumps(figures))
-    assert figures["acknowledged"] == 200 and figures["killed_after_acknowledged"] < 200
+    assert figures["acknowledged"] == 200 and figures["killed_after_acknowledged"] < 400
+    assert figures["votes_acknowledged"] == 200 and figures["votes_lost"] == 0
     assert figures["acknowledged_lost"] == 0 and figures["undelivered"] == 0 and figures["dead_letters"] == 0
     assert figures["duplicates_after_idempotency"] == 0

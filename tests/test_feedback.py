@@ -45,7 +45,8 @@ def test_vote_with_javascript_is_json_and_changeable(any_db_site):
                         headers=headers)
     assert first.status_code == 200 and first.get_json()["vote"]["reason"] == "unclear"
     second = client.post("/articles/return-policy/feedback", data={"helpful": "yes"}, headers=headers)
-    assert second.get_json()["vote"] == {"slug": "return-policy", "helpful": True, "reason": None, "comment": None,
+    assert second.get_json()["vote"] == {"id": first.get_json()["vote"]["id"], "slug": "return-policy",
+                                         "helpful": True, "reason": None, "comment": None,
                                          "revision": revision(any_db_site, "return-policy")}
     [vote] = votes(any_db_site)
     assert vote.helpful and vote.reason is None
@@ -144,3 +145,30 @@ def test_database_down_pages_still_read_votes_refused_cleanly(site):
     assert "Nothing was saved" in response.get_json()["error"]["message"]
     page = client.post("/articles/return-policy/feedback", data={"helpful": "yes", "csrf_token": csrf_token(client)})
     assert page.status_code == 503 and "try again" in page.get_data(as_text=True)
+
+
+def test_page_views_are_batched_and_survive_an_outage(site):
+    """With a flush interval, views wait in memory and are written together; while the database is away
+    they are kept and written when it returns."""
+    from kb_site import visitors
+    from kb_site.db import EXTENSION, Database
+
+    site.config["EVENT_FLUSH_SECONDS"] = 3600  # only explicit flushes in this test
+    client = site.test_client()
+    for _ in range(3):
+        client.get("/articles/return-policy")
+    with site.app_context():
+        waiting = visitors.buffer()
+        assert waiting is not None and len(waiting.waiting) == 3
+        with database().sessions() as s:
+            assert s.query(Event).filter_by(kind="view").count() == 0
+        good = site.extensions[EXTENSION]
+        waiting.database = Database("postgresql+psycopg://postgres@127.0.0.1:1/none")
+        waiting.flush()  # the database is away: nothing is lost
+        assert len(waiting.waiting) == 3
+        waiting.database = good
+        waiting.flush()
+        assert waiting.waiting == []
+        with database().sessions() as s:
+            views = s.query(Event).filter_by(kind="view").all()
+    assert [v.slug for v in views] == ["return-policy"] * 3 and len({v.visit for v in views}) == 1

@@ -43,7 +43,7 @@ def absolute(path: str) -> str:
 
 def register(app: Flask) -> None:
     """Register every blueprint."""
-    from . import api, contact, feedback, help, search, staff
+    from . import api, contact, feedback, health, help, search, staff
 
-    for module in (help, search, feedback, api, contact, staff):
+    for module in (help, search, feedback, api, contact, staff, health):
         app.register_blueprint(module.bp)

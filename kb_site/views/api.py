@@ -88,6 +88,20 @@ def article(slug: str) -> Response:
     })
 
 
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """Describe this API (OpenAPI 3.1)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ..openapi import spec
+
+    try:
+        release = version("kb-site")
+    except PackageNotFoundError:
+        release = "0"
+    return jsonify(spec(release))
+
+
 @bp.get("/categories")
 def categories() -> Response:
     """List the categories in display order with their article counts."""

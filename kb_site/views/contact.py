@@ -152,5 +152,5 @@ def sent() -> Response | str:
 def open_suggestion(slug: str) -> Response:
     """Open an article suggested by the contact form, recording the deflection."""
     current = current_slug(slug)
-    visitors.record("deflection", slug=current, query=clean_query(request.args.get("q", ""))[:500] or None)
+    visitors.record_later("deflection", slug=current, query=clean_query(request.args.get("q", ""))[:500] or None)
     return redirect(url_for("help.article", slug=current))  # type: ignore[return-value]

@@ -70,12 +70,13 @@ def vote(slug: str) -> Response:
     comment = (form.comment.data or "").strip() or None
     article = lib.articles[current]
     saved = save_vote(visitors.visitor(), current, helpful, reason, comment, article.content_hash)
+    visitors.remember_vote(current, saved.helpful, saved.reason, saved.comment)
     visitors.record("vote", slug=current, detail="yes" if helpful else f"no:{reason}" if reason else "no")
     message = "Thanks for letting us know." if helpful or reason or comment else \
         "Sorry it didn't help. What was wrong?"
     if wants_json() or request.headers.get("X-Requested-With") == "fetch":
         return jsonify({"saved": True, "message": message, "vote": {
-            "slug": current, "helpful": saved.helpful, "reason": saved.reason, "comment": saved.comment,
+            "id": saved.id, "slug": current, "helpful": saved.helpful, "reason": saved.reason, "comment": saved.comment,
             "revision": saved.revision}})
     flash(message, "feedback")
     return redirect(url_for("help.article", slug=current) + "#feedback", 303)  # type: ignore[return-value]

@@ -18,15 +18,13 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from search import Article, Library
 
-from .. import db, stats, visitors
+from .. import stats, visitors
 from ..content import MEDIA_TYPES, page
 from ..errors import NotFound
-from ..models import REASONS, Vote
+from ..models import REASONS
 from . import absolute, current_slug, engine, library
 
 bp = Blueprint("help", __name__)
@@ -84,15 +82,10 @@ def article(slug: str) -> Response | str:
     visit = visitors.visit()
     last = session.get("last_search")
     if last and slug in last.get("slugs", []) and _referred_by_search():
-        visitors.record("click", slug=slug, query=last.get("q"), search_id=last.get("id"),
-                        position=last["slugs"].index(slug) + 1 + int(last.get("offset", 0)))
-    visitors.record("view", slug=slug, detail=(urlsplit(request.referrer or "").path or None))
-    vote = None
-    if "visitor" in session:
-        try:
-            vote = db.session().scalar(select(Vote).where(Vote.visitor == session["visitor"], Vote.slug == slug))
-        except SQLAlchemyError:  # the article matters more than showing the visitor's earlier answer
-            current_app.logger.warning("cannot read votes: the database is unreachable")
+        visitors.record_later("click", slug=slug, query=last.get("q"), search_id=last.get("id"),
+                              position=last["slugs"].index(slug) + 1 + int(last.get("offset", 0)))
+    visitors.record_later("view", slug=slug, detail=urlsplit(request.referrer or "").path[:200] or None)
+    vote = visitors.my_vote(slug)
     related = [lib.articles[s] for s in shown.article.related if s in lib.articles]
     for near in engine().related(slug, limit=8):
         if len(related) >= 5:

@@ -1,0 +1,180 @@
+"""`kb bench --http`: the real server under concurrent load on loopback, over a synthetic corpus.
+
+The corpus and its index are kept in ``<instance>/bench/`` and reused by later runs (a 10,000-article
+index takes ~10 minutes to build once). Each run starts `kb serve --no-index` with the asked number of
+workers, waits for /readyz, and drives article pages, the search API and the search page in turn from
+client processes with keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from search import build_index
+from search.bench import write_corpus
+from search.embeddings import Embedder
+
+KINDS = ("article", "search_api", "search_page")
+
+
+def prepare(root: Path, n: int, seed_dir: Path, embedder: Embedder | None,
+            progress: Callable[[str, int, int], None] | None = None) -> tuple[Path, Path, list[str], list[str]]:
+    """Return (articles, index, slugs, queries) for an ``n``-article corpus, writing and indexing it once."""
+    folder = root / f"corpus-{n}"
+    articles, index, meta = folder / "articles", folder / "index", folder / "bench.json"
+    if not meta.exists():
+        queries = write_corpus(articles, n, seed_dir)
+        meta.write_text(json.dumps({"queries": queries}))
+    build_index(articles, index, embedder, progress=progress)
+    slugs = sorted(p.stem for p in articles.rglob("*.md"))
+    return articles, index, slugs, json.loads(meta.read_text())["queries"]
+
+
+def _client(base: tuple[str, int], paths: list[str], seconds: float, threads: int, seed: int,
+            out: Any) -> None:
+    """Drive requests from ``threads`` keep-alive connections for ``seconds``; put (latencies, errors) on out."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run(n: int) -> None:
+        rng = random.Random(seed * 1000 + n)
+        conn = http.client.HTTPConnection(*base, timeout=30)
+        cookie = ""
+        mine: list[float] = []
+        bad = 0
+        while time.monotonic() < deadline:
+            path = rng.choice(paths)
+            started = time.perf_counter()
+            try:
+                conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+                response = conn.getresponse()
+                response.read()
+                if response.status >= 400:
+                    bad += 1
+                    continue
+                set_cookie = response.getheader("Set-Cookie")
+                if set_cookie:
+                    cookie = set_cookie.split(";", 1)[0]
+                mine.append((time.perf_counter() - started) * 1000)
+            except (OSError, http.client.HTTPException):
+                bad += 1
+                conn.close()
+                conn = http.client.HTTPConnection(*base, timeout=30)
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.put((latencies, errors[0]))
+
+
+def drive(port: int, paths: list[str], seconds: float, clients: int) -> dict[str, Any]:
+    """Load the server with ``clients`` concurrent connections (in two processes); return rps and latency."""
+    spawn = multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    processes = 2
+    procs = [spawn.Process(target=_client, args=(("127.0.0.1", port), paths, seconds, clients // processes, n, out))
+             for n in range(processes)]
+    for p in procs:
+        p.start()
+    latencies: list[float] = []
+    errors = 0
+    for _ in procs:
+        got, bad = out.get()
+        latencies += got
+        errors += bad
+    for p in procs:
+        p.join()
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0.0] * 99
+    return {"rps": round(len(latencies) / seconds, 1), "p50": round(cuts[49], 2), "p95": round(cuts[94], 2),
+            "p99": round(cuts[98], 2), "errors": errors}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (gunicorn master and workers), in MB."""
+    total = 0
+    for child in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{child}/status") as handle:
+                total += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return round(total / 1024, 1)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return found + [g for c in found for g in _children(c)]
+
+
+def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None, *, workers: int, threads: int,
+                   clients: int, seconds: float, env: dict[str, str],
+                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Serve an ``n``-article corpus with ``workers`` workers and measure each kind of page under load."""
+    articles, index, slugs, queries = prepare(root, n, seed_dir, embedder, progress)
+    port = _free_port()
+    instance = root / f"instance-{os.getpid()}"
+    server_env = {**env, "KB_INSTANCE_DIR": str(instance), "KB_ARTICLES_DIR": str(articles),
+                  "KB_INDEX_DIR": str(index), "KB_RATELIMIT_ENABLED": "false", "KB_WORKER_IN_SERVE": "false"}
+    log = open(root / "serve.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen([sys.executable, "-m", "kb_site.cli", "serve", "--no-index", "--port", str(port),
+                               "--workers", str(workers), "--threads", str(threads)], env=server_env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"the server did not become ready: see {root / 'serve.log'}")
+            time.sleep(0.5)
+        rng = random.Random(5)
+        paths = {
+            "article": [f"/articles/{s}" for s in rng.sample(slugs, min(len(slugs), 2000))],
+            "search_api": [f"/api/search?q={quote(q)}" for q in rng.sample(queries, min(len(queries), 2000))],
+            "search_page": [f"/search?q={quote(q)}" for q in rng.sample(queries, min(len(queries), 2000))],
+        }
+        figures: dict[str, Any] = {"articles": n, "workers": workers}
+        for kind in KINDS:
+            drive(port, paths[kind][:50], 2, clients)  # warm up
+            figures[kind] = drive(port, paths[kind], seconds, clients)
+        figures["server_rss_mb"] = _rss_mb(server.pid)
+        return figures
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+        log.close()
