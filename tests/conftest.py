@@ -79,7 +79,8 @@ def need_service(name: str, problem: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """A throw-away PostgreSQL database for this test session, dropped at the end."""
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    # No pooled connection: a test restarts PostgreSQL, and the drop at the end must still work.
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     name = f"kb_test_{uuid.uuid4().hex[:10]}"
     try:
         with admin.connect() as connection:
