@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import re
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -102,6 +104,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 def _build_phases(articles: Path, index: Path, embedder: Embedder | None,
                   progress: Progress | None) -> dict[str, Any]:
     """Cold build, update after one changed article, no-op re-index: what ``kb index`` does, timed."""
+    _exit_with_parent()
     started = time.perf_counter()
     build_index(articles, index, embedder, progress=progress)
     build_seconds = time.perf_counter() - started
@@ -116,6 +119,18 @@ def _build_phases(articles: Path, index: Path, embedder: Embedder | None,
         "update_one_embedded": update.embedded,
         "noop_embedded": noop.embedded,
     }
+
+
+def _exit_with_parent() -> None:
+    """End this worker process when the bench that started it is gone (killed bench, no orphan build)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _peak_rss_mb(who: int) -> float:

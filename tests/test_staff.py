@@ -373,3 +373,4 @@ def test_staff_pages_are_private(site, role):
     client = signed_in(site, role)
     response = client.get("/staff/links")
     assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Robots-Tag"] == "noindex"
+    assert "Still need help?" not in response.get_data(as_text=True)  # the customers' footer link
