@@ -16,6 +16,8 @@ class Library:
     articles: dict[str, Article]
     categories: tuple[Category, ...]
     redirects: dict[str, str]  # alias or renamed slug -> current slug
+    by_title: list[Article]  # every article by title, sorted once at load
+    by_category: dict[str, list[Article]]  # each category's articles by title
 
     @classmethod
     def load(cls, generation: Path) -> Library:
@@ -36,7 +38,11 @@ class Library:
             if article.category and article.category not in known:
                 known[article.category] = Category(article.category, article.category.replace("-", " ").capitalize())
         categories = tuple(sorted(known.values(), key=lambda c: (c.order, c.title.lower())))
-        return cls(articles, categories, redirects)
+        by_title = sorted(articles.values(), key=lambda a: a.title.lower())
+        by_category: dict[str, list[Article]] = {}
+        for article in by_title:
+            by_category.setdefault(article.category, []).append(article)
+        return cls(articles, categories, redirects, by_title, by_category)
 
     def category(self, slug: str) -> Category | None:
         """Return the category with this slug, if any."""
@@ -44,14 +50,11 @@ class Library:
 
     def in_category(self, slug: str) -> list[Article]:
         """Return a category's articles by title."""
-        return sorted((a for a in self.articles.values() if a.category == slug), key=lambda a: a.title.lower())
+        return self.by_category.get(slug, [])
 
     def counts(self) -> dict[str, int]:
         """Return how many articles each category has."""
-        counts: dict[str, int] = {}
-        for article in self.articles.values():
-            counts[article.category] = counts.get(article.category, 0) + 1
-        return counts
+        return {slug: len(found) for slug, found in self.by_category.items()}
 
     def resolve(self, slug: str) -> str | None:
         """Return the current slug for a slug, alias or renamed slug; None if no article answers to it."""

@@ -63,7 +63,7 @@ def articles() -> Response:
     """List published articles by title, optionally of one ``category``."""
     lib = library()
     category = request.args.get("category")
-    chosen = lib.in_category(category) if category else sorted(lib.articles.values(), key=lambda a: a.title.lower())
+    chosen = lib.in_category(category) if category else lib.by_title
     limit = _int_arg("limit", 100, 1, 1000)
     offset = _int_arg("offset", 0, 0, 1_000_000)
     return jsonify({"total": len(chosen), "offset": offset,
