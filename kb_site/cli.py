@@ -207,41 +207,34 @@ def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, m
 def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_json: bool, over_http: bool,
                   workers: int, threads: int, clients: int, seconds: float) -> None:
     """Measure index build, update and query latency on a synthetic corpus (or, with --http, the server)."""
+    import os
+
+    from .http_bench import KINDS, run_http_bench
+
     svc = service()
     progress = Progress()
+    seeds = seed_articles or svc.articles_dir
+    try:
+        if over_http:
+            figures = run_http_bench(Path(svc.config["INSTANCE_DIR"]) / "bench", n_articles, seeds, svc.embedder(),
+                                     workers=workers, threads=threads, clients=clients, seconds=seconds,
+                                     env=dict(os.environ), progress=progress)
+        else:
+            figures = run_bench(n_articles, queries, seeds, svc.embedder(), progress=progress)
+    except (ArticleError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
     if over_http:
-        import os
-
-        from .http_bench import KINDS, run_http_bench
-
-        try:
-            figures = run_http_bench(Path(svc.config["INSTANCE_DIR"]) / "bench", n_articles,
-                                     seed_articles or svc.articles_dir, svc.embedder(), workers=workers,
-                                     threads=threads, clients=clients, seconds=seconds, env=dict(os.environ),
-                                     progress=progress)
-        except (ArticleError, RuntimeError) as exc:
-            _fail(str(exc))
-        finally:
-            progress.close()
-        if as_json:
-            click.echo(json.dumps(figures))
-            return
         click.echo(f"{figures['articles']} articles, {workers} worker{'s' * (workers != 1)} x {threads} threads, "
                    f"{clients} clients; server RSS {figures['server_rss_mb']} MB")
         for kind in KINDS:
             f = figures[kind]
             click.echo(f"  {kind:<12} {f['rps']:>8} req/s  p50 {f['p50']} ms  p95 {f['p95']} ms  "
                        f"p99 {f['p99']} ms  errors {f['errors']}")
-        return
-    try:
-        figures = run_bench(n_articles, queries, seed_articles or svc.articles_dir, svc.embedder(),
-                            progress=progress)
-    except (ArticleError, ValueError) as exc:
-        _fail(str(exc))
-    finally:
-        progress.close()
-    if as_json:
-        click.echo(json.dumps(figures))
         return
     click.echo(f"{figures['articles']} articles: cold build {figures['build_seconds']} s, update after one "
                f"change {figures['update_one_seconds']} s, no-op re-index {figures['noop_reindex_seconds']} s, "
@@ -252,12 +245,9 @@ def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_
 
 def _index_in_child(instance: str) -> None:
     """Build or update the index in a spawned process, so the server never loads the model itself."""
-    import os
+    from .serve import child_app
 
-    from . import create_app
-
-    os.environ["KB_INSTANCE_DIR"] = instance
-    app = create_app()
+    app = child_app(instance)
     with app.app_context():
         svc = service()
         report = _build(svc.articles_dir, svc.index_dir)
@@ -275,19 +265,16 @@ def _index_in_child(instance: str) -> None:
 @with_appcontext
 def serve_command(host: str, port: int, workers: int, threads: int, no_index: bool) -> None:
     """Run the whole site on gunicorn: migrate the database, index the articles, serve, watch for edits."""
-    import multiprocessing
-
     from flask import current_app
 
     from .db import database
-    from .serve import serve, start_watcher, start_worker
+    from .serve import serve, spawn, start_watcher, start_worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     database().upgrade()
     watcher = None
     if not no_index:
-        child = multiprocessing.get_context("spawn").Process(target=_index_in_child, args=(app.instance_path,))
-        child.start()
+        child = spawn(app, _index_in_child, "kb-index", daemon=False)
         child.join()
         if child.exitcode:
             _fail("could not build the search index (see above); fix the articles and try again")

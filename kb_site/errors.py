@@ -90,8 +90,9 @@ def init_app(app: Flask) -> None:
         response = error_response(status, message)
         if status == 429:
             response.headers["Retry-After"] = "60"
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        allow = exc.get_response().headers.get("Allow") if status == 405 else None
+        if allow:
+            response.headers["Allow"] = allow
         return response
 
     @app.errorhandler(SQLAlchemyError)

@@ -62,34 +62,42 @@ def watch(app: Flask, stop: threading.Event | None = None) -> None:
                 time.sleep(interval)
 
 
-def _watch_process(instance: str) -> None:
+def child_app(instance: str) -> Flask:
+    """Create the application again in a spawned process (its settings come from the same environment)."""
     from . import create_app
 
-    logging.basicConfig(level=logging.WARNING, format="watcher: %(levelname)s: %(message)s")
     os.environ["KB_INSTANCE_DIR"] = instance
-    watch(create_app())
+    return create_app()
+
+
+def spawn(app: Flask, target: Any, name: str, *, daemon: bool = True) -> multiprocessing.process.BaseProcess:
+    """Start ``target(instance_path)`` in a spawned process: nothing of this one (no model) is inherited."""
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(app.instance_path,), name=name,
+                                                           daemon=daemon)
+    process.start()
+    return process
+
+
+def _watch_process(instance: str) -> None:
+    logging.basicConfig(level=logging.WARNING, format="watcher: %(levelname)s: %(message)s")
+    watch(child_app(instance))
 
 
 def start_watcher(app: Flask) -> multiprocessing.process.BaseProcess | None:
     """Start the article watcher in a process of its own (spawned: no model in the server)."""
     if float(app.config["RELOAD_INTERVAL"]) <= 0:
         return None
-    process = multiprocessing.get_context("spawn").Process(target=_watch_process, args=(app.instance_path,),
-                                                           name="kb-watcher", daemon=True)
-    process.start()
-    return process
+    return spawn(app, _watch_process, "kb-watcher")
 
 
 def _worker_process(instance: str) -> None:
     import signal
 
-    from . import create_app
     from .db import database
     from .tickets import worker
 
     logging.basicConfig(level=logging.INFO, format="delivery: %(levelname)s: %(message)s")
-    os.environ["KB_INSTANCE_DIR"] = instance
-    app = create_app()
+    app = child_app(instance)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with app.app_context():
@@ -98,10 +106,7 @@ def _worker_process(instance: str) -> None:
 
 def start_worker(app: Flask) -> multiprocessing.process.BaseProcess:
     """Start the ticket delivery worker in a process of its own."""
-    process = multiprocessing.get_context("spawn").Process(target=_worker_process, args=(app.instance_path,),
-                                                           name="kb-delivery", daemon=True)
-    process.start()
-    return process
+    return spawn(app, _worker_process, "kb-delivery")
 
 
 class Server(BaseApplication):  # type: ignore[misc]

@@ -17,7 +17,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,16 +28,11 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
+from tests.conftest import free_port
 from tests.receivers import SmtpSink
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -117,7 +111,7 @@ def run(database: str, tickets: int, clients: int, votes: int = 0) -> dict[str, 
         url = admin.url.set(database=name).render_as_string(hide_password=False)
     else:
         url = f"sqlite:///{work / 'kb.sqlite3'}"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     acknowledged: list[str] = []
     voted: list[int] = []

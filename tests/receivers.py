@@ -6,13 +6,14 @@ import email
 import email.policy
 import http.server
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+
+from tests.conftest import free_port
 
 
 @dataclass
@@ -28,9 +29,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.messages: list[Received] = []
         self.reject_with: str | None = None  # e.g. "550 no such mailbox"
-        with socket.socket() as probe:  # aiosmtpd checks its own port after starting: it cannot be 0
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()  # aiosmtpd checks its own port after starting: it cannot be 0
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name

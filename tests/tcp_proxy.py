@@ -5,15 +5,15 @@ from __future__ import annotations
 import socket
 import threading
 
+from tests.conftest import free_port
+
 
 class TcpProxy:
     """Forward 127.0.0.1:<port> to a target; ``stop()`` drops every connection and refuses new ones."""
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self._connections: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()

@@ -8,7 +8,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from kb_site.db import database
 from kb_site.models import DeliveryAttempt, Outbox, Ticket
 from kb_site.tickets import NewTicket, create_ticket, idempotency_key
 from kb_site.tickets.worker import Policy, deliver_due
+from tests.conftest import free_port
 from tests.receivers import HttpReceiver, SmtpSink
 
 TRAIL = [{"kind": "search", "at": "2026-11-24T10:00:00+00:00", "query": "refund late", "results": 4},
@@ -130,15 +130,9 @@ def test_webhook_is_signed_json_with_idempotency_key(webhook_site):
     assert payload["trail"] == TRAIL and payload["idempotency_key"] == idempotency_key(ticket.reference)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_retry_after_the_receiver_was_down(webhook_site):
     """Nothing listening: the row waits with backoff; once the receiver is up, the next try delivers."""
-    port = _free_port()
+    port = free_port()
     webhook_site.config["WEBHOOK_URL"] = f"http://127.0.0.1:{port}/tickets"
     add_ticket(webhook_site, "webhook")
     run_worker(webhook_site, backoff=60)

@@ -86,7 +86,6 @@ def test_bad_votes_store_nothing(any_db_site):
 def test_vote_records_revision_so_edits_can_be_compared(any_db_site, corpus):
     """After an article is edited, new votes carry the new revision; old ones keep theirs."""
     from search import build_index
-    from tests.conftest import FIXTURES  # noqa: F401 - the corpus fixture is a private copy
 
     first, second = any_db_site.test_client(), any_db_site.test_client()
     first.post("/articles/return-policy/feedback", data={"helpful": "no"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import pytest
 
 from kb_site.serve import watch
 from search import build_index
+from tests.conftest import free_port
 
 ROOT = Path(__file__).parent.parent
 
@@ -76,16 +76,10 @@ def test_category_and_related_edits_publish_without_search_changes(site, corpus,
     assert "<h1>Returns and refunds</h1>" in site.test_client().get("/categories/returns").get_data(as_text=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path, corpus):
     """`kb serve` as a user starts it, lexical-only (no model in the child), on a free port."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KB_INSTANCE_DIR": str(tmp_path / "instance"), "KB_ARTICLES_DIR": str(corpus),
            "KB_EMBEDDING_MODEL": "none", "KB_RELOAD_INTERVAL": "0.5"}
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below

@@ -23,9 +23,9 @@ import sqlalchemy as sa
 
 from kb_site import create_app
 from kb_site.security import ConfigError
-from tests.conftest import REDIS_URL, csrf_token, make_site, need_service
+from tests.conftest import REDIS_URL, csrf_token, free_port, make_site, need_service
 from tests.tcp_proxy import TcpProxy
-from tests.test_live import _free_port, wait_for
+from tests.test_live import wait_for
 
 
 def test_healthz_and_readyz(site):
@@ -129,7 +129,7 @@ def test_two_servers_share_postgresql_redis_and_one_read_only_index(tmp_path, co
     assert built.returncode == 0, built.stderr
     for path in [index, *index.rglob("*")]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     prefix = f"kb-test-{uuid.uuid4().hex}"  # this test's own counters in the shared Redis
     servers = [_start({**env, "KB_INSTANCE_DIR": str(tmp_path / f"machine-{n}"), "KB_RATELIMIT_KEY_PREFIX": prefix},
                       port, tmp_path, "--no-index", "--workers", "2") for n, port in enumerate(ports)]
@@ -211,7 +211,7 @@ def test_corrupted_index_is_rebuilt_at_start(tmp_path, corpus):
                    capture_output=True, timeout=120)
     generation = instance / "index" / (instance / "index" / "CURRENT").read_text().strip()
     (generation / "docs.json").write_text("[{\"trunc")
-    port = _free_port()
+    port = free_port()
     server = _start(env, port, tmp_path)
     try:
         assert wait_for(lambda: _up(f"http://127.0.0.1:{port}/readyz"), timeout=60), \

@@ -18,7 +18,7 @@ from wtforms.validators import DataRequired
 from search.analysis import clean_query
 
 from .. import db
-from ..models import DeliveryAttempt, Outbox, Ticket, TicketChange, aware, utcnow
+from ..models import DeliveryAttempt, Event, Outbox, Ticket, TicketChange, aware, utcnow
 from ..staff import ACCESS, analytics, authenticate, current_staff, sign_in, sign_out, staff_required
 from ..staff.charts import bar_chart
 from ..tickets import worker
@@ -191,8 +191,6 @@ def stub() -> Response | str:
     hits = engine().search(query, limit=1).hits
     category = hits[0].category if hits else (lib.categories[0].slug if lib.categories else "support")
     with db.database().sessions() as s:
-        from ..models import Event
-
         searches = s.scalar(select(func.count()).select_from(Event).where(
             Event.kind == "search", func.lower(Event.query) == query.lower())) or 0
     text = article_stub(query, category, int(searches), dt.date.today())
