@@ -65,6 +65,7 @@ class Ticket(Base):
     """A customer's request for help, with what they tried first (their trail)."""
 
     __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("form_nonce", name="uq_tickets_form_nonce"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
@@ -78,6 +79,8 @@ class Ticket(Base):
     visit: Mapped[str | None] = mapped_column(String(32), index=True)
     client: Mapped[str | None] = mapped_column(String(32))  # keyed hash of the client address, never the address
     trail: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the visit's searches, views and votes
+    # The rendered contact form's single-use nonce: the same form sent twice finds this ticket, not a new one.
+    form_nonce: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | pending | solved
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -149,3 +152,14 @@ class TicketChange(Base):
     staff: Mapped[str] = mapped_column(String(254))
     change: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StaffSession(Base):
+    """A signed-in staff session, checked on every staff request: deleting the row revokes every copy."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the token in the cookie
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
