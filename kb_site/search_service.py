@@ -51,7 +51,7 @@ class SearchService:
         with self._lock:
             if self._engine is None:
                 self._engine = SearchEngine(self.index_dir, self.embedder(), search_config(self.config),
-                                            pages=True)
+                                            pages=True, wait_for_model=False)
                 self._checked = time.monotonic()
             elif time.monotonic() - self._checked >= float(self.config["INDEX_CHECK_SECONDS"]):
                 self._engine.refresh()

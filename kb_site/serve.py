@@ -110,7 +110,12 @@ def start_worker(app: Flask) -> multiprocessing.process.BaseProcess:
 
 
 class Server(BaseApplication):  # type: ignore[misc]
-    """gunicorn serving one application object."""
+    """gunicorn's asyncio worker serving the Flask application through a2wsgi's thread pool.
+
+    The event loop reads every request whole before a thread sees it, so slow or idle clients (a
+    request's headers never finished, a kept-alive socket left open) cost a file descriptor, not a thread:
+    gunicorn's sync and gthread workers read headers in the serving thread, and four such sockets stall it.
+    """
 
     def __init__(self, app: Flask, options: dict[str, Any]):
         self.application = app
@@ -122,8 +127,10 @@ class Server(BaseApplication):  # type: ignore[misc]
             if key in self.cfg.settings:  # settings newer gunicorns added are skipped on older ones
                 self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        return self.application
+    def load(self) -> Any:
+        from a2wsgi import WSGIMiddleware
+
+        return WSGIMiddleware(self.application, workers=int(self.application.config["SERVE_THREADS"]))
 
 
 def post_fork(_server: Any, worker: Any) -> None:
@@ -131,7 +138,7 @@ def post_fork(_server: Any, worker: Any) -> None:
     from .db import EXTENSION as DB
     from .search_service import service
 
-    app = worker.app.application
+    app: Flask = worker.app.application
     app.extensions[DB].engine.dispose(close=False)
     if not int(app.config["EMBEDDING_THREADS"]):
         # Each worker gets its share of the cores: N workers each using every core just thrash.
@@ -155,12 +162,13 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     from .db import database
 
     app.config["SERVE_WORKERS"] = workers
+    app.config["SERVE_THREADS"] = threads
 
     with app.app_context():
         database().engine.dispose()  # no connection crosses the fork
     options = {
-        "bind": f"{host}:{port}", "workers": workers, "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync", "timeout": 60, "graceful_timeout": 20,
+        "bind": f"{host}:{port}", "workers": workers,
+        "worker_class": "asgi", "asgi_lifespan": "off", "keepalive": 5, "timeout": 60, "graceful_timeout": 20,
         "accesslog": "-", "errorlog": "-", "loglevel": "info", "post_fork": post_fork,
         "forwarded_allow_ips": "*" if int(app.config["PROXY_COUNT"]) else "127.0.0.1",
         # One shared ~/.gunicorn/gunicorn.ctl would clash between several kb serve on one machine.

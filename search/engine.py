@@ -102,9 +102,15 @@ class SearchEngine:
     """Answers queries from the published generation of an index folder; reloads when it changes."""
 
     def __init__(self, index_dir: Path | str, embedder: Embedder | None = None,
-                 config: SearchConfig | None = None, *, pages: bool = False, query_cache: int = QUERY_CACHE):
+                 config: SearchConfig | None = None, *, pages: bool = False, query_cache: int = QUERY_CACHE,
+                 wait_for_model: bool = True):
         self.store = IndexStore(index_dir)
         self.embedder = embedder
+        # A server must not keep its first visitors waiting while the model loads (seconds to tens of
+        # seconds): with wait_for_model False, queries are answered lexically, flagged as a fallback, until
+        # the model (loading in the background) is in memory. A command line waits instead.
+        self.wait_for_model = wait_for_model
+        self._loader: threading.Thread | None = None
         self.config = config or SearchConfig()
         self.pages = pages  # also load the articles themselves, for a site to show
         self.dense_error: str | None = None if embedder else "no embedding model configured"
@@ -191,6 +197,8 @@ class SearchEngine:
         known = [self._vectors.get(t) for t in texts]
         if all(v is not None for v in known):
             return np.stack(known)  # type: ignore[arg-type]
+        if not self._model_ready():
+            return None
         try:
             vectors = self.embedder.encode(list(texts))
             with self._lock:
@@ -203,6 +211,30 @@ class SearchEngine:
             self.dense_error = str(exc)
             log.warning("semantic search unavailable, answering from the lexical index: %s", exc)
             return None
+
+    def _model_ready(self) -> bool:
+        """Return whether a query can be encoded now; if not, make sure the model is loading in the background."""
+        embedder = self.embedder
+        if self.wait_for_model or getattr(embedder, "loaded", True):
+            return True
+        error = getattr(embedder, "error", None)
+        if error:
+            self.dense_error = str(error)
+            return False
+        with self._lock:
+            if self._loader is None:
+                self._loader = threading.Thread(target=self._load_model, name="kb-model-load", daemon=True)
+                self._loader.start()
+        return False
+
+    def _load_model(self) -> None:
+        load = getattr(self.embedder, "load", None)
+        try:
+            if load is not None:
+                load()
+        except EmbedderUnavailable as exc:
+            self.dense_error = str(exc)
+            log.warning("semantic search unavailable, answering from the lexical index: %s", exc)
 
     def search(self, query: str, *, limit: int = 10, offset: int = 0, category: str | None = None,
                mode: str = "hybrid") -> SearchResults:

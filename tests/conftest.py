@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -158,3 +164,39 @@ def csrf_token(client, path: str = "/") -> str:
 
     html = client.get(path).get_data(as_text=True)
     return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def wait_for(check, timeout: float = 10.0, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+@pytest.fixture
+def served(tmp_path, corpus):
+    """`kb serve` as a user starts it, lexical-only (no model in the child), on a free port."""
+    port = free_port()
+    env = {**os.environ, "KB_INSTANCE_DIR": str(tmp_path / "instance"), "KB_ARTICLES_DIR": str(corpus),
+           "KB_EMBEDDING_MODEL": "none", "KB_RELOAD_INTERVAL": "0.5"}
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "kb_site.cli", "serve", "--port", str(port), "--threads", "2"],
+                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(base + "/", timeout=2).status == 200
+        except (urllib.error.URLError, OSError):
+            return process.poll() is not None
+
+    wait_for(up, timeout=60)
+    try:
+        assert process.poll() is None, (tmp_path / "serve.log").read_text()
+        yield base, tmp_path
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(20)
+        log.close()

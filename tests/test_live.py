@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from kb_site.serve import watch
 from search import build_index
-from tests.conftest import free_port
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).parent.parent
-
-
-def wait_for(check, timeout: float = 10.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def test_watcher_publishes_edits_additions_and_removals(site, corpus):
@@ -74,33 +58,6 @@ def test_category_and_related_edits_publish_without_search_changes(site, corpus,
     (corpus / "returns" / "_category.yml").write_text("title: Returns and refunds\ndescription: Send it back.\n")
     build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
     assert "<h1>Returns and refunds</h1>" in site.test_client().get("/categories/returns").get_data(as_text=True)
-
-
-@pytest.fixture
-def served(tmp_path, corpus):
-    """`kb serve` as a user starts it, lexical-only (no model in the child), on a free port."""
-    port = free_port()
-    env = {**os.environ, "KB_INSTANCE_DIR": str(tmp_path / "instance"), "KB_ARTICLES_DIR": str(corpus),
-           "KB_EMBEDDING_MODEL": "none", "KB_RELOAD_INTERVAL": "0.5"}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "kb_site.cli", "serve", "--port", str(port), "--threads", "2"],
-                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return urllib.request.urlopen(base + "/", timeout=2).status == 200
-        except (urllib.error.URLError, OSError):
-            return process.poll() is not None
-
-    wait_for(up, timeout=60)
-    try:
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        yield base, tmp_path
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
-        log.close()
 
 
 def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
