@@ -461,23 +461,67 @@ def staff_remove_command(email: str) -> None:
     click.echo(f"Removed {email.lower()}.")
 
 
+LOCAL_SITE = "http://127.0.0.1:8000"  # where `kb serve` listens by default
+
+
+def _ask_site(site: str, query: str) -> dict[str, Any] | None:
+    """Return the best hit from a running site's search API, or None when no site answers in time."""
+    import requests
+
+    try:
+        response = requests.get(f"{site.rstrip('/')}/api/search", params={"q": query, "limit": 1},
+                                timeout=(0.5, 1.5), headers={"Accept": "application/json"})
+        response.raise_for_status()
+        found = response.json()
+    except (requests.RequestException, ValueError):
+        return None
+    hits = found.get("hits") if isinstance(found, dict) else None
+    return {"hit": hits[0] if hits else None}
+
+
 @click.command("link")
 @click.argument("query")
-@click.option("--json", "as_json", is_flag=True, help="Print {url, title, section} as JSON.")
+@click.option("--site", default=LOCAL_SITE, show_default=True,
+              help="A running site to ask (its search API answers in milliseconds); the local index is searched "
+                   "when it does not answer.")
+@click.option("--semantic", is_flag=True,
+              help="Without a running site, search semantically too (loads the embedding model: seconds).")
+@click.option("--json", "as_json", is_flag=True, help="Print {url, title, section, source} as JSON.")
 @with_appcontext
-def link_command(query: str, as_json: bool) -> None:
+def link_command(query: str, site: str, semantic: bool, as_json: bool) -> None:
     """Print the deep link of the best article for a query (for scripts and reply macros)."""
     svc = service()
-    try:
-        hits = svc.engine().search(query, limit=1).hits
-    except (IndexMissing, IndexCorrupt, QueryError) as exc:
-        _fail(str(exc))
-    if not hits:
-        click.echo(f"no article matches {query!r}", err=True)
+    base = str(svc.config["BASE_URL"] or "").rstrip("/")
+    answer = _ask_site(site, query) if site else None
+    if answer is not None:
+        source, hit = site, answer["hit"]
+    else:
+        source = "local index" + (" (semantic)" if semantic else " (lexical)")
+        try:
+            engine = svc.engine() if semantic else SearchEngine(svc.index_dir, None, search_config(svc.config))
+            found = engine.search(query, limit=1, mode="hybrid" if semantic else "lexical").hits
+        except (IndexMissing, IndexCorrupt, QueryError) as exc:
+            _fail(str(exc))
+        hit = hit_dict(found[0]) if found else None
+    if hit is None:
+        click.echo(f"no article matches {query!r} (asked {source})", err=True)
         sys.exit(1)
-    url = str(svc.config["BASE_URL"] or "").rstrip("/") + hits[0].url
+    path = str(hit["url"])
+    if path.startswith(("http://", "https://")):
+        url = path
+    elif base:
+        url = base + path
+    elif answer is not None:
+        url = site.rstrip("/") + path
+        click.echo(f"KB_BASE_URL is not set: this link points at {site}, the site asked. Set KB_BASE_URL to "
+                   "the public address (https://help.example.com) for links customers can open.", err=True)
+    else:
+        url = path
+        click.echo("KB_BASE_URL is not set and no site answered, so this link is relative: set KB_BASE_URL to "
+                   "the public address (https://help.example.com).", err=True)
     if as_json:
-        click.echo(json.dumps({"url": url, "title": hits[0].title, "section": hits[0].section}))
+        click.echo(json.dumps({"url": url, "title": hit["title"], "section": hit.get("section"),
+                               "source": source}))
     else:
         click.echo(url)
 

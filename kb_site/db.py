@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 EXTENSION = "kb_db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -62,6 +63,8 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def alembic_config(self) -> Config:
+        from alembic.config import Config  # imported when needed: the CLI's quick commands never migrate
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
@@ -69,6 +72,8 @@ class Database:
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the migrations up to ``revision``."""
+        from alembic import command
+
         with self.engine.begin() as connection:
             config = self.alembic_config()
             config.attributes["connection"] = connection
