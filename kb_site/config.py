@@ -41,6 +41,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RELOAD_INTERVAL", 2.0,
             "Seconds between checks of the articles folder by `kb serve`; changed articles are re-indexed "
             "and shown without a restart. 0 turns watching off (an index built elsewhere is still picked up)."),
+    Setting("HEADER_TIMEOUT", 10.0,
+            "Seconds `kb serve` gives a new connection to send its request headers; slower clients get 408 "
+            "and are closed (kept-alive connections close after 5 s idle). 0: no deadline."),
+    Setting("MAX_CONNECTIONS", 1000,
+            "Open connections each `kb serve` worker holds at most; more are answered 503 with `Retry-After`."),
     Setting("INDEX_CHECK_SECONDS", 0.5,
             "How often each process looks for a newer published index (a newly built one is served this soon)."),
     Setting("PAGE_SIZE", 10, "Search results a page."),

@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
 
 from search import ArticleError, build_index
 
@@ -109,6 +111,58 @@ def start_worker(app: Flask) -> multiprocessing.process.BaseProcess:
     return spawn(app, _worker_process, "kb-delivery")
 
 
+class HeaderDeadlineProtocol(ASGIProtocol):  # type: ignore[misc]
+    """gunicorn's asyncio HTTP protocol, with a deadline for a connection's first request headers.
+
+    gunicorn closes a kept-alive connection whose next request does not arrive within ``keepalive``, but
+    gives the first request of a connection all the time in the world: a client that connects and never
+    finishes its headers (slowloris) keeps its place. After KB_HEADER_TIMEOUT it gets 408 and is closed.
+    Connections beyond KB_MAX_CONNECTIONS a worker are answered 503 at once.
+    """
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if self.worker.nr_conns > self.worker.worker_connections:  # gunicorn counts them but sets no limit
+            transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
+                            b"Content-Length: 0\r\n\r\n")
+            self._close_transport()
+            self._header_deadline = None
+            return
+        timeout = float(self.worker.app.application.config["HEADER_TIMEOUT"])
+        self._header_deadline = self.worker.loop.call_later(timeout, self._headers_too_slow) if timeout > 0 \
+            else None
+
+    def _on_headers_complete(self) -> Any:
+        self._cancel_header_deadline()
+        return super()._on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_header_deadline(self) -> None:
+        handle = getattr(self, "_header_deadline", None)
+        if handle is not None:
+            handle.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        self._close_transport()
+        if self._request_ready is not None:
+            self._request_ready.set()  # wake the connection's task so it sees the close and ends
+
+
+class Worker(gasgi.ASGIWorker):  # type: ignore[misc]
+    """gunicorn's asyncio worker with the header deadline (the worker builds ``gasgi.ASGIProtocol``)."""
+
+    def init_process(self) -> None:
+        gasgi.ASGIProtocol = HeaderDeadlineProtocol
+        super().init_process()
+
+
 class Server(BaseApplication):  # type: ignore[misc]
     """gunicorn's asyncio worker serving the Flask application through a2wsgi's thread pool.
 
@@ -168,7 +222,9 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         database().engine.dispose()  # no connection crosses the fork
     options = {
         "bind": f"{host}:{port}", "workers": workers,
-        "worker_class": "asgi", "asgi_lifespan": "off", "keepalive": 5, "timeout": 60, "graceful_timeout": 20,
+        "worker_class": "kb_site.serve.Worker", "asgi_lifespan": "off", "keepalive": 5, "timeout": 60,
+        "worker_connections": int(app.config["MAX_CONNECTIONS"]),
+        "graceful_timeout": 20,
         "accesslog": "-", "errorlog": "-", "loglevel": "info", "post_fork": post_fork,
         "forwarded_allow_ips": "*" if int(app.config["PROXY_COUNT"]) else "127.0.0.1",
         # One shared ~/.gunicorn/gunicorn.ctl would clash between several kb serve on one machine.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -175,12 +176,12 @@ def wait_for(check, timeout: float = 10.0, step: float = 0.2):
         time.sleep(step)
 
 
-@pytest.fixture
-def served(tmp_path, corpus):
-    """`kb serve` as a user starts it, lexical-only (no model in the child), on a free port."""
+@contextlib.contextmanager
+def serving(tmp_path: Path, corpus: Path, **env: str):
+    """Run `kb serve` as a user starts it, lexical-only (no model in the child), on a free port; yield its URL."""
     port = free_port()
     env = {**os.environ, "KB_INSTANCE_DIR": str(tmp_path / "instance"), "KB_ARTICLES_DIR": str(corpus),
-           "KB_EMBEDDING_MODEL": "none", "KB_RELOAD_INTERVAL": "0.5"}
+           "KB_EMBEDDING_MODEL": "none", "KB_RELOAD_INTERVAL": "0.5", **env}
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen([sys.executable, "-m", "kb_site.cli", "serve", "--port", str(port), "--threads", "2"],
                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -195,8 +196,15 @@ def served(tmp_path, corpus):
     wait_for(up, timeout=60)
     try:
         assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        yield base, tmp_path
+        yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(20)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path, corpus):
+    """`kb serve` on the corpus copy: yields its URL and the test's folder."""
+    with serving(tmp_path, corpus) as base:
+        yield base, tmp_path

@@ -11,16 +11,20 @@ import urllib.request
 from kb_site import create_app
 from kb_site.db import database
 from search import build_index
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, serving, wait_for
 from tests.fakes import HashingEmbedder
+
+
+def tuple_of(base: str) -> tuple[str, int]:
+    host, port = base.removeprefix("http://").split(":")
+    return host, int(port)
 
 
 def _half_open(base: str, count: int) -> list[socket.socket]:
     """Open ``count`` connections that send a request line and one header, then never finish the request."""
-    host, port = base.removeprefix("http://").split(":")
     sockets = []
     for _ in range(count):
-        sock = socket.create_connection((host, int(port)), timeout=5)
+        sock = socket.create_connection(tuple_of(base), timeout=5)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # no final blank line: the headers never end
         sockets.append(sock)
     return sockets
@@ -37,8 +41,7 @@ def test_fifty_idle_half_open_connections_do_not_stall_the_site(served):
     """50 half-open sockets (headers never finished) and 50 silent ones: the site still answers within 1 s."""
     base, _folder = served
     idle = _half_open(base, 50)
-    host, port = base.removeprefix("http://").split(":")
-    idle += [socket.create_connection((host, int(port)), timeout=5) for _ in range(50)]  # connect, send nothing
+    idle += [socket.create_connection(tuple_of(base), timeout=5) for _ in range(50)]  # connect, send nothing
     try:
         time.sleep(0.5)  # let the server take them all in
         for path in ("/healthz", "/articles/return-policy", "/healthz", "/search?q=refund"):
@@ -127,3 +130,32 @@ def test_kb_link_without_a_site_searches_lexically_unless_asked(site, fake_embed
     assert fake_embedder.encoded  # --semantic used the embedder
     result = site.test_cli_runner().invoke(args=["link", "--site", nobody, "zzzqqq xxyyvv"])
     assert result.exit_code == 1 and "no article matches" in result.stderr
+
+
+def test_unfinished_headers_get_408_and_are_closed_after_the_deadline(tmp_path, corpus):
+    """A connection that never finishes its headers is answered 408 and closed after KB_HEADER_TIMEOUT."""
+    with serving(tmp_path, corpus, KB_HEADER_TIMEOUT="1") as base:
+        [slow] = _half_open(base, 1)
+        with slow, socket.create_connection(tuple_of(base), timeout=5) as silent:
+            started = time.monotonic()
+            answer = slow.recv(200)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert silent.recv(200).startswith(b"HTTP/1.1 408")
+            assert time.monotonic() - started < 4
+            assert slow.recv(200) == b""  # closed
+        status, _ = _timed_get(base + "/healthz")  # a prompt client is served as before
+        assert status == 200
+
+
+def test_connections_beyond_the_limit_get_503_at_once(tmp_path, corpus):
+    """A worker holds at most KB_MAX_CONNECTIONS; the next ones are told to come back, not left hanging."""
+    with serving(tmp_path, corpus, KB_MAX_CONNECTIONS="5") as base:
+        held = [socket.create_connection(tuple_of(base), timeout=5) for _ in range(5)]
+        time.sleep(0.3)
+        try:
+            with socket.create_connection(tuple_of(base), timeout=5) as extra:
+                assert extra.recv(200).startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in held:
+                sock.close()
+        assert wait_for(lambda: _timed_get(base + "/healthz")[0] == 200, timeout=5)
