@@ -101,6 +101,27 @@ def test_header_breaking_input_is_refused(contact_site):
     assert tickets(contact_site) == []
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("subject", "Refund\u2028not arrived", "Please keep this to one line."),
+    ("subject", "Refund\x85not arrived", "Please keep this to one line."),
+    ("subject", "Refund\u2029not arrived", "Please keep this to one line."),
+    ("name", "Sam\u202eretraC", "Please remove the invisible character U+202E (right-to-left override)"),
+    ("name", "Sam\u200bCarter", "Please remove the invisible character U+200B (zero width space)"),
+    ("order_number", "NW-482913\n", "Please keep this to one line."),
+    ("email", "sam@example.com\ufeff", "Please remove the invisible character U+FEFF"),
+    ("subject", "Refund\tnot arrived", "Please remove the control character U+0009"),
+])
+def test_hidden_line_breaks_and_format_characters_are_refused(contact_site, field, value, message):
+    """Unicode line breaks (NEL, LS, PS), controls and format characters in one-line fields: a friendly message
+    next to the field, what was typed kept, no ticket."""
+    response = send(contact_site.test_client(), **{field: value})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert re.search(rf'id="{field}-error">{re.escape(message)}', html), html[html.find("field-error"):][:300]
+    assert "Please correct this" in html
+    assert tickets(contact_site) == []
+
+
 def test_spam_traps_drop_silently(contact_site):
     """A filled honeypot, a forged or missing timestamp, or a too-quick send look sent but create nothing."""
     client = contact_site.test_client()

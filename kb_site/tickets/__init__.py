@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Event, Outbox, Ticket, aware
+from .text import storable
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32: no I, L, O or U to misread
 BACKENDS = ("local", "smtp", "webhook")
@@ -61,6 +62,10 @@ def trail_of(events: list[Event], titles: dict[str, str]) -> list[dict[str, Any]
     return steps
 
 
+def _storable(text: str | None) -> str | None:
+    return None if text is None else storable(text)
+
+
 def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str | None,
                   trail: list[dict[str, Any]], client: str | None = None) -> Ticket:
     """Store the ticket and its outbox row in one transaction and return the ticket.
@@ -73,9 +78,10 @@ def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str 
         reference = new_reference()
         try:
             with session.begin():
-                ticket = Ticket(reference=reference, name=new.name, email=new.email, subject=new.subject,
-                                message=new.message, topic=new.topic, order_number=new.order_number,
-                                source=new.source, visit=visit, client=client, trail=json.dumps(trail),
+                ticket = Ticket(reference=reference, name=storable(new.name), email=storable(new.email),
+                                subject=storable(new.subject), message=storable(new.message),
+                                topic=storable(new.topic), order_number=_storable(new.order_number),
+                                source=_storable(new.source), visit=visit, client=client, trail=json.dumps(trail),
                                 status="open")
                 session.add(ticket)
                 session.flush()

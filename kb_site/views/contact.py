@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, StopValidation
 
 from search.analysis import clean_query
 
 from .. import db, visitors
 from ..privacy import client_hash
 from ..tickets import NewTicket, create_ticket, trail_of
+from ..tickets.text import one_line_problem
 from . import current_slug, engine, library
 
 bp = Blueprint("contact", __name__)
 
 
 def _one_line(_form: FlaskForm, field: StringField) -> None:
-    if field.data and re.search(r"[\r\n\x00-\x1f\x7f]", field.data):
-        raise ValidationError("Please keep this to one line.")
+    """Refuse line breaks, controls and format characters (NEL, U+2028, zero-width, bidi...) in a one-line field."""
+    problem = one_line_problem(field.data or "")
+    if problem:
+        raise StopValidation(problem)  # the only message: the field's other checks would only confuse
 
 
 class ContactForm(FlaskForm):
@@ -32,16 +34,16 @@ class ContactForm(FlaskForm):
     class Meta:
         csrf = False
 
-    name = StringField("Your name", validators=[DataRequired("Please tell us your name."), Length(max=100), _one_line])
+    name = StringField("Your name", validators=[DataRequired("Please tell us your name."), _one_line, Length(max=100)])
     email = EmailField("Email address", validators=[
-        DataRequired("We need your email address to reply."),
+        DataRequired("We need your email address to reply."), _one_line,
         Email("That doesn't look like an email address: check for typos.", check_deliverability=False),
         Length(max=254)])
     topic = SelectField("Topic", validators=[DataRequired("Choose the topic closest to your question.")])
     order_number = StringField("Order number (optional)", validators=[Optional(), Length(max=32)])
     subject = StringField("Subject", validators=[
-        DataRequired("Give your message a subject."),
-        Length(min=3, max=150, message="Keep the subject between 3 and 150 characters."), _one_line])
+        DataRequired("Give your message a subject."), _one_line,
+        Length(min=3, max=150, message="Keep the subject between 3 and 150 characters.")])
     message = TextAreaField("How can we help?", validators=[
         DataRequired("Tell us what you need help with."),
         Length(min=10, max=5000, message="Write between 10 and 5,000 characters.")])
@@ -62,7 +64,7 @@ def _form() -> ContactForm:
         ("other", "Something else")]
     pattern = current_app.config["ORDER_NUMBER_PATTERN"]
     example = current_app.config["ORDER_NUMBER_EXAMPLE"]
-    form.order_number.validators = [Optional(), Length(max=32), Regexp(
+    form.order_number.validators = [Optional(), _one_line, Length(max=32), Regexp(
         pattern, message=f"Order numbers look like {example}: you'll find yours in your confirmation email.")]
     form.order_number.description = f"For example {example}"
     return form
