@@ -170,3 +170,111 @@ def test_contact_needs_csrf_and_is_rate_limited(tmp_path, corpus, fake_embedder)
     assert send(client).status_code == 429
     assert client.get("/contact").status_code == 200  # reading the form is never limited
     assert len(tickets(app)) == 2
+
+
+def test_same_form_sent_twice_makes_one_ticket(contact_site):
+    """A double click or a replay of one rendered form: one ticket, and both answers show its reference."""
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "confirm": "1"}
+    first = client.post("/contact", data=data)
+    first_page = client.get("/contact/sent").get_data(as_text=True)
+    second = client.post("/contact", data=data)
+    second_page = client.get("/contact/sent").get_data(as_text=True)
+    assert first.status_code == second.status_code == 303
+    [ticket] = tickets(contact_site)
+    assert first.headers["X-Ticket-Reference"] == second.headers["X-Ticket-Reference"] == ticket.reference
+    assert ticket.reference in first_page and ticket.reference in second_page
+    assert "already received" not in first_page and "already received this form" in second_page
+    assert len(ticket.form_nonce or "") >= 16
+    send(client)  # a new rendering of the form is a new request
+    assert len(tickets(contact_site)) == 2
+
+
+def test_concurrent_sends_of_one_form_make_one_ticket(contact_site):
+    """One form posted twice at the same moment (two tabs, two clients sharing the session): one ticket."""
+    import threading
+
+    for _ in range(4):
+        first = contact_site.test_client()
+        data = {**form_fields(first), **GOOD, "confirm": "1"}
+        second = contact_site.test_client()
+        second.set_cookie("session", first.get_cookie("session").value)
+        barrier = threading.Barrier(2)
+        answers: list = []
+
+        def post(client, answers=answers, barrier=barrier, data=data):
+            barrier.wait()
+            answers.append(client.post("/contact", data=data))
+
+        threads = [threading.Thread(target=post, args=(c,)) for c in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert [a.status_code for a in answers] == [303, 303]
+        assert answers[0].headers["X-Ticket-Reference"] == answers[1].headers["X-Ticket-Reference"]
+    references = [t.reference for t in tickets(contact_site)]
+    assert len(references) == len(set(references)) == 4
+
+
+def test_a_nonce_clash_is_not_a_reference_collision(contact_site, monkeypatch):
+    """The unique nonce decides: create_ticket hands back the first ticket instead of drawing a new reference,
+    while a reference drawn twice is still drawn again."""
+    import kb_site.tickets as tickets_module
+    from kb_site.tickets import FormAlreadySent, NewTicket, create_ticket
+
+    new = NewTicket(GOOD["name"], GOOD["email"], GOOD["subject"], GOOD["message"], GOOD["topic"])
+    with contact_site.app_context(), database().sessions() as s:
+        monkeypatch.setattr(tickets_module, "new_reference", iter(["KB-AAAA-11", "KB-AAAA-11", "KB-BBBB-22",
+                                                                   "KB-CCCC-33"]).__next__)
+        assert create_ticket(s, new, "local", visit=None, trail=[], form_nonce="n-1").reference == "KB-AAAA-11"
+        assert create_ticket(s, new, "local", visit=None, trail=[], form_nonce="n-2").reference == "KB-BBBB-22"
+        with pytest.raises(FormAlreadySent) as clash:
+            create_ticket(s, new, "local", visit=None, trail=[], form_nonce="n-1")
+        assert clash.value.ticket.reference == "KB-AAAA-11"
+        assert s.query(Outbox).count() == 2
+    assert [t.form_nonce for t in tickets(contact_site)] == ["n-1", "n-2"]
+
+
+def test_a_used_form_sent_with_other_words_is_kept_not_dropped(contact_site):
+    """Back, edit, send again: the used form's nonce does not swallow the new message; it is shown again to send
+    as a new request."""
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "confirm": "1"}
+    assert client.post("/contact", data=data).status_code == 303
+    [first] = tickets(contact_site)
+    edited = {**data, "message": "Also, the zip on the second pair of boots is broken."}
+    response = client.post("/contact", data=edited)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and first.reference in html and "new request" in html
+    assert re.search(r">\s*Also, the zip on the second pair of boots is broken.</textarea>", html)
+    fresh = re.search(r'id="rendered" name="rendered" type="hidden" value="([^"]*)"', html).group(1)
+    assert fresh != data["rendered"]
+    again = client.post("/contact", data={**edited, "rendered": fresh})
+    assert again.status_code == 303 and again.headers["X-Ticket-Reference"] != first.reference
+    assert [t.message for t in tickets(contact_site)] == [GOOD["message"], edited["message"]]
+
+
+def test_a_form_left_open_over_a_day_is_kept_not_dropped(contact_site):
+    """A genuine form shown more than a day ago is no bot: it comes back with every word kept, to send again."""
+    import time
+
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    class DayOld(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - 25 * 3600)
+
+    signer = URLSafeTimedSerializer(contact_site.config["SECRET_KEY"], salt="kb-contact-form", signer=DayOld)
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "confirm": "1",
+            "rendered": signer.dumps({"shown": time.time() - 25 * 3600, "nonce": "left-open-overnight"})}
+    response = client.post("/contact", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "open for more than a day" in html
+    assert re.search(rf">\s*{re.escape(GOOD['message'])}</textarea>", html) and 'value="Sam Carter"' in html
+    assert tickets(contact_site) == []
+    fresh = re.search(r'id="rendered" name="rendered" type="hidden" value="([^"]*)"', html).group(1)
+    assert client.post("/contact", data={**data, "rendered": fresh}).status_code == 303
+    [ticket] = tickets(contact_site)
+    assert ticket.form_nonce == "left-open-overnight"

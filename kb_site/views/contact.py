@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
@@ -13,8 +16,9 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, St
 from search.analysis import clean_query
 
 from .. import db, visitors
+from ..models import Ticket
 from ..privacy import client_hash
-from ..tickets import NewTicket, create_ticket, trail_of
+from ..tickets import FormAlreadySent, NewTicket, create_ticket, same_request, ticket_for_form, trail_of
 from ..tickets.text import one_line_problem
 from . import current_slug, engine, library
 
@@ -57,6 +61,36 @@ def _signer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="kb-contact-form")
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """The signed ``rendered`` field: when the form was shown, and its single-use nonce."""
+
+    shown: float
+    nonce: str | None  # None for a form rendered before forms carried one
+
+    @property
+    def stale(self) -> bool:
+        return time.time() - self.shown > 24 * 3600
+
+    def sign(self) -> str:
+        return _signer().dumps({"shown": self.shown, "nonce": self.nonce})
+
+    @classmethod
+    def new(cls) -> Rendered:
+        return cls(time.time(), secrets.token_urlsafe(24))
+
+    @classmethod
+    def read(cls, value: str | None) -> Rendered | None:
+        """Return the signed value's contents, or None if it is missing or forged."""
+        try:
+            payload = _signer().loads(value or "")
+            if isinstance(payload, dict):
+                return cls(float(payload["shown"]), str(payload["nonce"]))
+            return cls(float(payload), None)
+        except (BadSignature, ValueError, TypeError, KeyError):
+            return None
+
+
 def _form() -> ContactForm:
     form = ContactForm()
     lib = library()
@@ -70,15 +104,13 @@ def _form() -> ContactForm:
     return form
 
 
-def _is_bot(form: ContactForm) -> str | None:
-    """Return why a submission looks automated (honeypot filled, timestamp missing, forged or too quick)."""
+def _is_bot(form: ContactForm, rendered: Rendered | None) -> str | None:
+    """Return why a submission looks automated (honeypot filled, timestamp missing or forged, too quick)."""
     if form.website.data:
         return "honeypot filled in"
-    try:
-        shown = float(_signer().loads(form.rendered.data or "", max_age=24 * 3600))
-    except (BadSignature, ValueError, TypeError):
-        return "form timestamp missing, forged or older than a day"
-    if time.time() - shown < float(current_app.config["CONTACT_MIN_SECONDS"]):
+    if rendered is None:
+        return "form timestamp missing or forged"
+    if time.time() - rendered.shown < float(current_app.config["CONTACT_MIN_SECONDS"]):
         return "sent faster than a person types"
     return None
 
@@ -95,8 +127,54 @@ def _suggestions(form: ContactForm, limit: int = 3) -> list:
         return []
 
 
+def _page(form: ContactForm, status: int = 200, **context: Any) -> tuple[str, int]:
+    """Return the contact form page (with what was typed) and its status."""
+    context.setdefault("suggestions", [])
+    return render_template("contact.html", form=form, canonical=None, **context), status
+
+
+def _new_ticket(form: ContactForm) -> NewTicket:
+    return NewTicket(name=form.name.data.strip(), email=form.email.data.strip(), subject=form.subject.data.strip(),
+                     message=form.message.data.strip(), topic=form.topic.data,
+                     order_number=(form.order_number.data or "").strip().upper() or None,
+                     source=(form.source.data or None))
+
+
+def _confirm(ticket: Ticket, repeat: bool = False) -> Response:
+    """Send the visitor to the confirmation of this ticket (``repeat``: the form had opened it before)."""
+    session["ticket"], session["ticket_repeat"] = ticket.reference, repeat
+    response = redirect(url_for("contact.sent"), 303)
+    response.headers["X-Ticket-Reference"] = ticket.reference  # the acknowledgement, for scripts
+    return response
+
+
+def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str, int]:
+    """Open the ticket, once per rendered form: a repeat gets the first ticket's confirmation."""
+    new = _new_ticket(form)
+    with db.database().sessions() as s:
+        first = ticket_for_form(s, rendered.nonce) if rendered.nonce else None
+        if first is None:
+            lib = library()
+            visit = visitors.visit()
+            trail = trail_of(visitors.trail(visit), {slug: a.title for slug, a in lib.articles.items()})
+            try:
+                ticket = create_ticket(s, new, current_app.config["TICKET_BACKEND"], visit=visit, trail=trail,
+                                       client=client_hash(current_app.config["SECRET_KEY"], request.remote_addr),
+                                       form_nonce=rendered.nonce)
+            except FormAlreadySent as already:  # the same form, sent at the same moment
+                first = already.ticket
+            else:
+                return _confirm(ticket)
+    if same_request(first, new):
+        return _confirm(first, repeat=True)
+    # The used form came back with other words (Back, edit, send): a new request, never silently dropped.
+    form.rendered.data = Rendered(rendered.shown, secrets.token_urlsafe(24)).sign()
+    return _page(form, 409, notice=f"You already sent this form once (reference {first.reference}). To send "
+                 "what's below as a new request, check it and send it again.")
+
+
 @bp.route("/contact", methods=["GET", "POST"])
-def contact() -> Response | str:
+def contact() -> Response | tuple[str, int]:
     """Show the form; on send, suggest articles once, then open a ticket with the visitor's trail."""
     form = _form()
     if request.method == "GET":
@@ -112,33 +190,26 @@ def contact() -> Response | str:
             form.subject.data = form.subject.data or query[:150]
         elif request.referrer:
             form.source.data = f"page:{request.referrer[:400]}"
-        form.rendered.data = _signer().dumps(str(time.time()))
-        return render_template("contact.html", form=form, suggestions=[], canonical=None)
+        form.rendered.data = Rendered.new().sign()
+        return _page(form)
     if not form.validate():
-        return render_template("contact.html", form=form, suggestions=[], canonical=None), 400  # type: ignore
-    bot = _is_bot(form)
-    if bot:
+        return _page(form, 400)
+    rendered = Rendered.read(form.rendered.data)
+    bot = _is_bot(form, rendered)
+    if bot or rendered is None:
         current_app.logger.warning("contact form dropped (%s) from %s", bot, request.remote_addr)
-        return render_template("contact_sent.html", reference=None, canonical=None)
+        return render_template("contact_sent.html", reference=None, canonical=None), 200
+    if rendered.stale:  # open for over a day: a person, not a bot; keep every word and ask again
+        form.rendered.data = Rendered(time.time() - float(current_app.config["CONTACT_MIN_SECONDS"]),
+                                      rendered.nonce).sign()
+        return _page(form, notice="This form was open for more than a day, so we haven't sent it yet. "
+                     "Check it below and send it again.")
     if not form.confirm.data:
         found = _suggestions(form)
         if found:
             form.confirm.data = "1"
-            return render_template("contact.html", form=form, suggestions=found, canonical=None)
-    lib = library()
-    visit = visitors.visit()
-    trail = trail_of(visitors.trail(visit), {slug: a.title for slug, a in lib.articles.items()})
-    new = NewTicket(name=form.name.data.strip(), email=form.email.data.strip(), subject=form.subject.data.strip(),
-                    message=form.message.data.strip(), topic=form.topic.data,
-                    order_number=(form.order_number.data or "").strip().upper() or None,
-                    source=(form.source.data or None))
-    with db.database().sessions() as s:
-        ticket = create_ticket(s, new, current_app.config["TICKET_BACKEND"], visit=visit, trail=trail,
-                               client=client_hash(current_app.config["SECRET_KEY"], request.remote_addr))
-    session["ticket"] = ticket.reference
-    response = redirect(url_for("contact.sent"), 303)
-    response.headers["X-Ticket-Reference"] = ticket.reference  # the acknowledgement, for scripts
-    return response  # type: ignore[return-value]
+            return _page(form, suggestions=found)
+    return _open_ticket(form, rendered)
 
 
 @bp.get("/contact/sent")
@@ -147,7 +218,8 @@ def sent() -> Response | str:
     reference = session.get("ticket")
     if not reference:
         return redirect(url_for("contact.contact"))  # type: ignore[return-value]
-    return render_template("contact_sent.html", reference=reference, canonical=None)
+    return render_template("contact_sent.html", reference=reference, repeat=session.get("ticket_repeat", False),
+                           canonical=None)
 
 
 @bp.get("/contact/open/<slug>")
