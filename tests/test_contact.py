@@ -278,3 +278,115 @@ def test_a_form_left_open_over_a_day_is_kept_not_dropped(contact_site):
     assert client.post("/contact", data={**data, "rendered": fresh}).status_code == 303
     [ticket] = tickets(contact_site)
     assert ticket.form_nonce == "left-open-overnight"
+
+
+def limited_site(tmp_path, corpus, embedder, **config):
+    """A site with rate limiting on (the `site` fixtures turn it off)."""
+    from tests.conftest import make_site
+
+    return make_site(tmp_path, corpus, embedder, CONTACT_MIN_SECONDS=0, RATELIMIT_ENABLED=True, **config)
+
+
+def test_only_accepted_tickets_use_up_the_allowance(tmp_path, corpus, fake_embedder):
+    """Forms with errors, deflection steps and bot drops are free; the third accepted ticket of two is refused."""
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="2 per hour",
+                       RATELIMIT_TICKETS_EMAIL="2 per hour")
+    client = app.test_client()
+    for _ in range(3):
+        assert send(client, email="sam@", message="short").status_code == 400
+        step = send(client, confirm="", subject="When will I get my refund", message="Refund for my boots?")
+        assert step.status_code == 200 and "do any of these answer your question?" in step.get_data(as_text=True)
+        assert send(client, website="http://spam.example").status_code == 200
+    assert tickets(app) == []
+    assert [send(client).status_code for _ in range(3)] == [303, 303, 429]
+    assert len(tickets(app)) == 2
+
+
+def test_the_ticket_past_the_limit_keeps_every_field_and_says_the_real_wait(tmp_path, corpus, fake_embedder):
+    """The (N+1)th ticket from one address: the contact form again with everything typed, the real wait in words,
+    and a Retry-After that matches it."""
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="1 per 40 minutes")
+    client = app.test_client()
+    assert send(client).status_code == 303
+    typed = {"name": "Ana Lima", "email": "ana@example.com", "topic": "other", "order_number": "NW-000111",
+             "subject": "Second parcel & the \"gift\" note", "message": "The second parcel never came.\nCan you check?"}
+    response = send(client, **typed)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert 2390 <= int(response.headers["Retry-After"]) <= 2400
+    assert "try again in about 40 minutes" in html and "a minute" not in html
+    assert '<h1>Contact us</h1>' in html and 'action="/contact"' in html
+    assert 'value="Ana Lima"' in html and 'value="ana@example.com"' in html and 'value="NW-000111"' in html
+    assert 'value="Second parcel &amp; the &#34;gift&#34; note"' in html
+    assert '<option selected value="other">' in html
+    assert re.search(r">\s*The second parcel never came.\r?\nCan you check\?</textarea>", html)
+    assert len(tickets(app)) == 1
+    assert client.get("/contact").status_code == 200  # reading the form is never limited
+
+
+@pytest.mark.parametrize("storage", ["memory://", "redis"])
+def test_one_email_from_two_addresses_is_held_by_the_email_limit(tmp_path, corpus, fake_embedder, storage):
+    """Office and mobile networks share addresses, customers change networks: the email limit counts one
+    customer across addresses, the address limit stays generous."""
+    if storage == "redis":
+        from tests.conftest import REDIS_URL
+
+        storage = REDIS_URL
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="10 per hour",
+                       RATELIMIT_TICKETS_EMAIL="2 per hour", RATELIMIT_STORAGE_URI=storage)
+
+    def from_address(address: str, **overrides):
+        client = app.test_client()
+        data = {**form_fields(client), **GOOD, "confirm": "1", **overrides}
+        return client.post("/contact", data=data, environ_overrides={"REMOTE_ADDR": address})
+
+    assert [from_address("203.0.113.5").status_code for _ in range(2)] == [303, 303]
+    held = from_address("198.51.100.7", email="SAM@example.com")
+    assert held.status_code == 429 and "about an hour" in held.get_data(as_text=True)
+    assert 3500 <= int(held.headers["Retry-After"]) <= 3600
+    assert from_address("198.51.100.7", email="ana@example.com").status_code == 303
+    assert from_address("203.0.113.5", email="li@example.com").status_code == 303  # the office is not blocked
+    assert len(tickets(app)) == 4
+
+
+def test_the_limit_page_offers_the_other_ways_and_never_leads_back_into_the_block(tmp_path, corpus, fake_embedder):
+    """Other ways to reach support come from settings, only those set; none set is said plainly; and no link on
+    the page leads back to /contact."""
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="1 per hour",
+                       SUPPORT_EMAIL="help@northwind.example", SUPPORT_PHONE="+44 20 7946 0000",
+                       SUPPORT_HOURS="Monday to Friday, 9am to 5pm UK time", SUPPORT_CHAT_URL="")
+    client = app.test_client()
+    send(client)
+    html = send(client).get_data(as_text=True)
+    assert 'href="mailto:help@northwind.example"' in html and 'href="tel:+442079460000"' in html
+    assert "+44 20 7946 0000" in html and "Monday to Friday, 9am to 5pm UK time" in html
+    assert "chat" not in html.lower()
+    assert not re.search(r'href="[^"]*/contact', html), re.findall(r'href="[^"]*/contact[^"]*"', html)
+    app.config.update(SUPPORT_EMAIL="", SUPPORT_PHONE="", SUPPORT_HOURS="", SUPPORT_CHAT_URL="https://chat.example")
+    html = send(client).get_data(as_text=True)
+    assert 'href="https://chat.example"' in html and "mailto:" not in html and "tel:" not in html
+    app.config["SUPPORT_CHAT_URL"] = ""
+    response = send(client)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429 and "There's no other way to reach us" in html
+    assert not re.search(r'href="[^"]*/contact', html)
+
+
+def test_an_unreachable_limit_store_never_loses_a_ticket(tmp_path, corpus, fake_embedder):
+    """Redis down: the ticket is still taken (the limit fails open, and says so in the log), never a 500."""
+    from tests.conftest import free_port
+
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}")
+    response = send(app.test_client())
+    assert response.status_code == 303 and len(tickets(app)) == 1
+
+
+@pytest.mark.parametrize("seconds, words", [(5, "less than a minute"), (61, "about 2 minutes"),
+                                            (2400, "about 40 minutes"), (3540, "about 59 minutes"),
+                                            (3599, "about an hour"), (5000, "about an hour"),
+                                            (3 * 3600 + 600, "about 3 hours"), (86400 * 2, "about 2 days")])
+def test_waits_are_said_in_words(seconds, words):
+    """The wait on the limit page is the real one, rounded the way a person would say it."""
+    from kb_site.tickets.allowance import in_words
+
+    assert in_words(seconds) == words

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaField
@@ -19,6 +20,7 @@ from .. import db, visitors
 from ..models import Ticket
 from ..privacy import client_hash
 from ..tickets import FormAlreadySent, NewTicket, create_ticket, same_request, ticket_for_form, trail_of
+from ..tickets.allowance import Allowance, in_words
 from ..tickets.text import one_line_problem
 from . import current_slug, engine, library
 
@@ -148,12 +150,45 @@ def _confirm(ticket: Ticket, repeat: bool = False) -> Response:
     return response
 
 
+def _allowance(form: ContactForm) -> tuple[Allowance | None, dict[str, str | None]]:
+    """Return the ticket limits (None when rate limiting is off) and this request's keys, hashed like addresses."""
+    limiter = current_app.extensions["kb_limiter"]
+    config = current_app.config
+    keys = {"address": client_hash(config["SECRET_KEY"], request.remote_addr),
+            "email": client_hash(config["SECRET_KEY"], "email:" + form.email.data.strip().casefold())}
+    if not limiter.enabled:
+        return None, keys
+    return Allowance.from_settings(limiter.limiter, address=config["RATELIMIT_TICKETS"],
+                                   email=config["RATELIMIT_TICKETS_EMAIL"]), keys
+
+
+def _support() -> dict[str, str]:
+    """Return the other ways to reach support that are set: email, phone (and its tel: digits), hours, chat."""
+    config = current_app.config
+    ways = {name: str(config[f"SUPPORT_{name.upper()}"]).strip() for name in ("email", "phone", "hours", "chat_url")}
+    if ways["phone"]:
+        ways["tel"] = "".join(c for c in ways["phone"] if c.isdigit() or c == "+")
+    return {k: v for k, v in ways.items() if v}
+
+
+def _limited(form: ContactForm, wait: float) -> Response:
+    """Show the form again with everything typed, the real wait, and the other ways to reach support."""
+    page, status = _page(form, 429, limited=in_words(wait), support=_support())
+    response = make_response(page, status)
+    response.headers["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
 def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str, int]:
     """Open the ticket, once per rendered form: a repeat gets the first ticket's confirmation."""
     new = _new_ticket(form)
     with db.database().sessions() as s:
         first = ticket_for_form(s, rendered.nonce) if rendered.nonce else None
         if first is None:
+            allowance, keys = _allowance(form)
+            wait = allowance.wait(keys) if allowance else 0.0
+            if wait:
+                return _limited(form, wait)
             lib = library()
             visit = visitors.visit()
             trail = trail_of(visitors.trail(visit), {slug: a.title for slug, a in lib.articles.items()})
@@ -164,6 +199,8 @@ def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str,
             except FormAlreadySent as already:  # the same form, sent at the same moment
                 first = already.ticket
             else:
+                if allowance:
+                    allowance.spend(keys)
                 return _confirm(ticket)
     if same_request(first, new):
         return _confirm(first, repeat=True)
