@@ -397,3 +397,22 @@ def test_waits_are_said_in_words(seconds, words):
     from kb_site.tickets.allowance import in_words
 
     assert in_words(seconds) == words
+
+
+def test_a_form_rendered_before_nonces_still_sends_once(contact_site):
+    """A form shown before this release (a bare signed timestamp) is still accepted; sent again after it
+    went stale, it gets a nonce of its own, never one shared with other such forms."""
+    import time
+
+    from itsdangerous import URLSafeTimedSerializer
+
+    signer = URLSafeTimedSerializer(contact_site.config["SECRET_KEY"], salt="kb-contact-form")
+    client = contact_site.test_client()
+    old = {**form_fields(client), **GOOD, "confirm": "1", "rendered": signer.dumps(str(time.time() - 60))}
+    assert client.post("/contact", data=old).status_code == 303
+    stale = {**old, "rendered": signer.dumps(str(time.time() - 25 * 3600)), "name": "Ana Lima"}
+    html = client.post("/contact", data=stale).get_data(as_text=True)
+    fresh = re.search(r'id="rendered" name="rendered" type="hidden" value="([^"]*)"', html).group(1)
+    assert client.post("/contact", data={**stale, "rendered": fresh}).status_code == 303
+    first, second = tickets(contact_site)
+    assert first.form_nonce is None and second.form_nonce and second.form_nonce != "None"

@@ -87,7 +87,8 @@ class Rendered:
         try:
             payload = _signer().loads(value or "")
             if isinstance(payload, dict):
-                return cls(float(payload["shown"]), str(payload["nonce"]))
+                nonce = payload.get("nonce")
+                return cls(float(payload["shown"]), str(nonce) if nonce else None)
             return cls(float(payload), None)
         except (BadSignature, ValueError, TypeError, KeyError):
             return None
@@ -238,7 +239,7 @@ def contact() -> Response | tuple[str, int]:
         return render_template("contact_sent.html", reference=None, canonical=None), 200
     if rendered.stale:  # open for over a day: a person, not a bot; keep every word and ask again
         form.rendered.data = Rendered(time.time() - float(current_app.config["CONTACT_MIN_SECONDS"]),
-                                      rendered.nonce).sign()
+                                      rendered.nonce or secrets.token_urlsafe(24)).sign()
         return _page(form, notice="This form was open for more than a day, so we haven't sent it yet. "
                      "Check it below and send it again.")
     if not form.confirm.data:
