@@ -148,7 +148,7 @@ def _confirm(ticket: Ticket, repeat: bool = False) -> Response:
     session["ticket"], session["ticket_repeat"] = ticket.reference, repeat
     response = redirect(url_for("contact.sent"), 303)
     response.headers["X-Ticket-Reference"] = ticket.reference  # the acknowledgement, for scripts
-    return response
+    return response  # type: ignore[return-value]
 
 
 def _allowance(form: ContactForm) -> tuple[Allowance | None, dict[str, str | None]]:
