@@ -87,7 +87,15 @@ SETTINGS: tuple[Setting, ...] = (
             "A contact form sent sooner than this after it was shown is taken for a bot and dropped silently."),
     Setting("ORDER_NUMBER_PATTERN", r"^NW-\d{6}$", "Regular expression an order number must match."),
     Setting("ORDER_NUMBER_EXAMPLE", "NW-123456", "An order number as customers see it, shown in the form."),
-    Setting("RATELIMIT_TICKETS", "5 per hour", "Contact form submissions a client may send."),
+    Setting("RATELIMIT_TICKETS", "5 per hour",
+            "Tickets accepted from one client address (forms with errors, suggestion steps and repeats don't "
+            "count). Offices and mobile networks share addresses: raise it if many customers do."),
+    Setting("RATELIMIT_TICKETS_EMAIL", "5 per hour",
+            "Tickets accepted for one email address, whatever the client address."),
+    Setting("SUPPORT_EMAIL", "", "Support's email address, offered when the contact form's limit is reached."),
+    Setting("SUPPORT_PHONE", "", "Support's phone number, offered likewise (shown as written, dialled as digits)."),
+    Setting("SUPPORT_HOURS", "", "When support answers (for example `Monday to Friday, 9am to 5pm UK time`)."),
+    Setting("SUPPORT_CHAT_URL", "", "Address of a live chat, offered likewise."),
     Setting("RETENTION_DAYS", 365,
             "Events (searches, views, clicks, votes' history) older than this are deleted by `kb purge` and "
             "daily by the delivery worker. Votes and tickets are kept."),

@@ -101,6 +101,27 @@ def test_header_breaking_input_is_refused(contact_site):
     assert tickets(contact_site) == []
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("subject", "Refund\u2028not arrived", "Please keep this to one line."),
+    ("subject", "Refund\x85not arrived", "Please keep this to one line."),
+    ("subject", "Refund\u2029not arrived", "Please keep this to one line."),
+    ("name", "Sam\u202eretraC", "Please remove the invisible character U+202E (right-to-left override)"),
+    ("name", "Sam\u200bCarter", "Please remove the invisible character U+200B (zero width space)"),
+    ("order_number", "NW-482913\n", "Please keep this to one line."),
+    ("email", "sam@example.com\ufeff", "Please remove the invisible character U+FEFF"),
+    ("subject", "Refund\tnot arrived", "Please remove the control character U+0009"),
+])
+def test_hidden_line_breaks_and_format_characters_are_refused(contact_site, field, value, message):
+    """Unicode line breaks (NEL, LS, PS), controls and format characters in one-line fields: a friendly message
+    next to the field, what was typed kept, no ticket."""
+    response = send(contact_site.test_client(), **{field: value})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert re.search(rf'id="{field}-error">{re.escape(message)}', html), html[html.find("field-error"):][:300]
+    assert "Please correct this" in html
+    assert tickets(contact_site) == []
+
+
 def test_spam_traps_drop_silently(contact_site):
     """A filled honeypot, a forged or missing timestamp, or a too-quick send look sent but create nothing."""
     client = contact_site.test_client()
@@ -149,3 +170,249 @@ def test_contact_needs_csrf_and_is_rate_limited(tmp_path, corpus, fake_embedder)
     assert send(client).status_code == 429
     assert client.get("/contact").status_code == 200  # reading the form is never limited
     assert len(tickets(app)) == 2
+
+
+def test_same_form_sent_twice_makes_one_ticket(contact_site):
+    """A double click or a replay of one rendered form: one ticket, and both answers show its reference."""
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "confirm": "1"}
+    first = client.post("/contact", data=data)
+    first_page = client.get("/contact/sent").get_data(as_text=True)
+    second = client.post("/contact", data=data)
+    second_page = client.get("/contact/sent").get_data(as_text=True)
+    assert first.status_code == second.status_code == 303
+    [ticket] = tickets(contact_site)
+    assert first.headers["X-Ticket-Reference"] == second.headers["X-Ticket-Reference"] == ticket.reference
+    assert ticket.reference in first_page and ticket.reference in second_page
+    assert "already received" not in first_page and "already received this form" in second_page
+    assert len(ticket.form_nonce or "") >= 16
+    send(client)  # a new rendering of the form is a new request
+    assert len(tickets(contact_site)) == 2
+
+
+def test_concurrent_sends_of_one_form_make_one_ticket(contact_site):
+    """One form posted twice at the same moment (two tabs, two clients sharing the session): one ticket."""
+    import threading
+
+    for _ in range(4):
+        first = contact_site.test_client()
+        data = {**form_fields(first), **GOOD, "confirm": "1"}
+        second = contact_site.test_client()
+        second.set_cookie("session", first.get_cookie("session").value)
+        barrier = threading.Barrier(2)
+        answers: list = []
+
+        def post(client, answers=answers, barrier=barrier, data=data):
+            barrier.wait()
+            answers.append(client.post("/contact", data=data))
+
+        threads = [threading.Thread(target=post, args=(c,)) for c in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert [a.status_code for a in answers] == [303, 303]
+        assert answers[0].headers["X-Ticket-Reference"] == answers[1].headers["X-Ticket-Reference"]
+    references = [t.reference for t in tickets(contact_site)]
+    assert len(references) == len(set(references)) == 4
+
+
+def test_a_nonce_clash_is_not_a_reference_collision(contact_site, monkeypatch):
+    """The unique nonce decides: create_ticket hands back the first ticket instead of drawing a new reference,
+    while a reference drawn twice is still drawn again."""
+    import kb_site.tickets as tickets_module
+    from kb_site.tickets import FormAlreadySent, NewTicket, create_ticket
+
+    new = NewTicket(GOOD["name"], GOOD["email"], GOOD["subject"], GOOD["message"], GOOD["topic"])
+    with contact_site.app_context(), database().sessions() as s:
+        monkeypatch.setattr(tickets_module, "new_reference", iter(["KB-AAAA-11", "KB-AAAA-11", "KB-BBBB-22",
+                                                                   "KB-CCCC-33"]).__next__)
+        assert create_ticket(s, new, "local", visit=None, trail=[], form_nonce="n-1").reference == "KB-AAAA-11"
+        assert create_ticket(s, new, "local", visit=None, trail=[], form_nonce="n-2").reference == "KB-BBBB-22"
+        with pytest.raises(FormAlreadySent) as clash:
+            create_ticket(s, new, "local", visit=None, trail=[], form_nonce="n-1")
+        assert clash.value.ticket.reference == "KB-AAAA-11"
+        assert s.query(Outbox).count() == 2
+    assert [t.form_nonce for t in tickets(contact_site)] == ["n-1", "n-2"]
+
+
+def test_a_used_form_sent_with_other_words_is_kept_not_dropped(contact_site):
+    """Back, edit, send again: the used form's nonce does not swallow the new message; it is shown again to send
+    as a new request."""
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "confirm": "1"}
+    assert client.post("/contact", data=data).status_code == 303
+    [first] = tickets(contact_site)
+    edited = {**data, "message": "Also, the zip on the second pair of boots is broken."}
+    response = client.post("/contact", data=edited)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and first.reference in html and "new request" in html
+    assert re.search(r">\s*Also, the zip on the second pair of boots is broken.</textarea>", html)
+    fresh = re.search(r'id="rendered" name="rendered" type="hidden" value="([^"]*)"', html).group(1)
+    assert fresh != data["rendered"]
+    again = client.post("/contact", data={**edited, "rendered": fresh})
+    assert again.status_code == 303 and again.headers["X-Ticket-Reference"] != first.reference
+    assert [t.message for t in tickets(contact_site)] == [GOOD["message"], edited["message"]]
+
+
+def test_a_form_left_open_over_a_day_is_kept_not_dropped(contact_site):
+    """A genuine form shown more than a day ago is no bot: it comes back with every word kept, to send again."""
+    import time
+
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    class DayOld(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - 25 * 3600)
+
+    signer = URLSafeTimedSerializer(contact_site.config["SECRET_KEY"], salt="kb-contact-form", signer=DayOld)
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "confirm": "1",
+            "rendered": signer.dumps({"shown": time.time() - 25 * 3600, "nonce": "left-open-overnight"})}
+    response = client.post("/contact", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "open for more than a day" in html
+    assert re.search(rf">\s*{re.escape(GOOD['message'])}</textarea>", html) and 'value="Sam Carter"' in html
+    assert tickets(contact_site) == []
+    fresh = re.search(r'id="rendered" name="rendered" type="hidden" value="([^"]*)"', html).group(1)
+    assert client.post("/contact", data={**data, "rendered": fresh}).status_code == 303
+    [ticket] = tickets(contact_site)
+    assert ticket.form_nonce == "left-open-overnight"
+
+
+def limited_site(tmp_path, corpus, embedder, **config):
+    """A site with rate limiting on (the `site` fixtures turn it off)."""
+    from tests.conftest import make_site
+
+    return make_site(tmp_path, corpus, embedder, CONTACT_MIN_SECONDS=0, RATELIMIT_ENABLED=True, **config)
+
+
+def test_only_accepted_tickets_use_up_the_allowance(tmp_path, corpus, fake_embedder):
+    """Forms with errors, deflection steps and bot drops are free; the third accepted ticket of two is refused."""
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="2 per hour",
+                       RATELIMIT_TICKETS_EMAIL="2 per hour")
+    client = app.test_client()
+    for _ in range(3):
+        assert send(client, email="sam@", message="short").status_code == 400
+        step = send(client, confirm="", subject="When will I get my refund", message="Refund for my boots?")
+        assert step.status_code == 200 and "do any of these answer your question?" in step.get_data(as_text=True)
+        assert send(client, website="http://spam.example").status_code == 200
+    assert tickets(app) == []
+    assert send(client).status_code == 303
+    second = {**form_fields(client), **GOOD, "confirm": "1"}
+    accepted = client.post("/contact", data=second)
+    assert accepted.status_code == 303
+    assert send(client).status_code == 429
+    # A repeat of a form already sent is its confirmation, even at the limit, and costs nothing.
+    repeat = client.post("/contact", data=second)
+    assert repeat.status_code == 303 and repeat.headers["X-Ticket-Reference"] == accepted.headers["X-Ticket-Reference"]
+    assert len(tickets(app)) == 2
+
+
+def test_the_ticket_past_the_limit_keeps_every_field_and_says_the_real_wait(tmp_path, corpus, fake_embedder):
+    """The (N+1)th ticket from one address: the contact form again with everything typed, the real wait in words,
+    and a Retry-After that matches it."""
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="1 per 40 minutes")
+    client = app.test_client()
+    assert send(client).status_code == 303
+    typed = {"name": "Ana Lima", "email": "ana@example.com", "topic": "other", "order_number": "NW-000111",
+             "subject": "Second parcel & the \"gift\" note", "message": "The second parcel never came.\nCan you check?"}
+    response = send(client, **typed)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert 2390 <= int(response.headers["Retry-After"]) <= 2400
+    assert "try again in about 40 minutes" in html and "a minute" not in html
+    assert '<h1>Contact us</h1>' in html and 'action="/contact"' in html
+    assert 'value="Ana Lima"' in html and 'value="ana@example.com"' in html and 'value="NW-000111"' in html
+    assert 'value="Second parcel &amp; the &#34;gift&#34; note"' in html
+    assert '<option selected value="other">' in html
+    assert re.search(r">\s*The second parcel never came.\r?\nCan you check\?</textarea>", html)
+    assert len(tickets(app)) == 1
+    assert client.get("/contact").status_code == 200  # reading the form is never limited
+
+
+@pytest.mark.parametrize("storage", ["memory://", "redis"])
+def test_one_email_from_two_addresses_is_held_by_the_email_limit(tmp_path, corpus, fake_embedder, storage):
+    """Office and mobile networks share addresses, customers change networks: the email limit counts one
+    customer across addresses, the address limit stays generous."""
+    if storage == "redis":
+        from tests.conftest import REDIS_URL
+
+        storage = REDIS_URL
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="10 per hour",
+                       RATELIMIT_TICKETS_EMAIL="2 per hour", RATELIMIT_STORAGE_URI=storage)
+
+    def from_address(address: str, **overrides):
+        client = app.test_client()
+        data = {**form_fields(client), **GOOD, "confirm": "1", **overrides}
+        return client.post("/contact", data=data, environ_overrides={"REMOTE_ADDR": address})
+
+    assert [from_address("203.0.113.5").status_code for _ in range(2)] == [303, 303]
+    held = from_address("198.51.100.7", email="SAM@example.com")
+    assert held.status_code == 429 and "about an hour" in held.get_data(as_text=True)
+    assert 3500 <= int(held.headers["Retry-After"]) <= 3600
+    assert from_address("198.51.100.7", email="ana@example.com").status_code == 303
+    assert from_address("203.0.113.5", email="li@example.com").status_code == 303  # the office is not blocked
+    assert len(tickets(app)) == 4
+
+
+def test_the_limit_page_offers_the_other_ways_and_never_leads_back_into_the_block(tmp_path, corpus, fake_embedder):
+    """Other ways to reach support come from settings, only those set; none set is said plainly; and no link on
+    the page leads back to /contact."""
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_TICKETS="1 per hour",
+                       SUPPORT_EMAIL="help@northwind.example", SUPPORT_PHONE="+44 20 7946 0000",
+                       SUPPORT_HOURS="Monday to Friday, 9am to 5pm UK time", SUPPORT_CHAT_URL="")
+    client = app.test_client()
+    send(client)
+    html = send(client).get_data(as_text=True)
+    assert 'href="mailto:help@northwind.example"' in html and 'href="tel:+442079460000"' in html
+    assert "+44 20 7946 0000" in html and "Monday to Friday, 9am to 5pm UK time" in html
+    assert "chat" not in html.lower()
+    assert not re.search(r'href="[^"]*/contact', html), re.findall(r'href="[^"]*/contact[^"]*"', html)
+    app.config.update(SUPPORT_EMAIL="", SUPPORT_PHONE="", SUPPORT_HOURS="", SUPPORT_CHAT_URL="https://chat.example")
+    html = send(client).get_data(as_text=True)
+    assert 'href="https://chat.example"' in html and "mailto:" not in html and "tel:" not in html
+    app.config["SUPPORT_CHAT_URL"] = ""
+    response = send(client)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429 and "There's no other way to reach us" in html
+    assert not re.search(r'href="[^"]*/contact', html)
+
+
+def test_an_unreachable_limit_store_never_loses_a_ticket(tmp_path, corpus, fake_embedder):
+    """Redis down: the ticket is still taken (the limit fails open, and says so in the log), never a 500."""
+    from tests.conftest import free_port
+
+    app = limited_site(tmp_path, corpus, fake_embedder, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}")
+    response = send(app.test_client())
+    assert response.status_code == 303 and len(tickets(app)) == 1
+
+
+@pytest.mark.parametrize("seconds, words", [(5, "less than a minute"), (61, "about 2 minutes"),
+                                            (2400, "about 40 minutes"), (3540, "about 59 minutes"),
+                                            (3599, "about an hour"), (5000, "about an hour"),
+                                            (3 * 3600 + 600, "about 3 hours"), (86400 * 2, "about 2 days")])
+def test_waits_are_said_in_words(seconds, words):
+    """The wait on the limit page is the real one, rounded the way a person would say it."""
+    from kb_site.tickets.allowance import in_words
+
+    assert in_words(seconds) == words
+
+
+def test_a_form_rendered_before_nonces_still_sends_once(contact_site):
+    """A form shown before this release (a bare signed timestamp) is still accepted; sent again after it
+    went stale, it gets a nonce of its own, never one shared with other such forms."""
+    import time
+
+    from itsdangerous import URLSafeTimedSerializer
+
+    signer = URLSafeTimedSerializer(contact_site.config["SECRET_KEY"], salt="kb-contact-form")
+    client = contact_site.test_client()
+    old = {**form_fields(client), **GOOD, "confirm": "1", "rendered": signer.dumps(str(time.time() - 60))}
+    assert client.post("/contact", data=old).status_code == 303
+    stale = {**old, "rendered": signer.dumps(str(time.time() - 25 * 3600)), "name": "Ana Lima"}
+    html = client.post("/contact", data=stale).get_data(as_text=True)
+    fresh = re.search(r'id="rendered" name="rendered" type="hidden" value="([^"]*)"', html).group(1)
+    assert client.post("/contact", data={**stale, "rendered": fresh}).status_code == 303
+    first, second = tickets(contact_site)
+    assert first.form_nonce is None and second.form_nonce and second.form_nonce != "None"

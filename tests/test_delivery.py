@@ -257,3 +257,78 @@ def test_sigkill_of_the_server_loses_no_acknowledged_write(database, request):
     assert figures["votes_acknowledged"] == 200 and figures["votes_lost"] == 0
     assert figures["acknowledged_lost"] == 0 and figures["undelivered"] == 0 and figures["dead_letters"] == 0
     assert figures["duplicates_after_idempotency"] == 0
+
+
+@pytest.mark.parametrize("subject", ["Refund\x85not arrived", "Refund\u2028not arrived", "Refund\u2029not arrived",
+                                     "Refund\u200bnot\u202earrived\ufeff", "Refund\x1cnot arrived"])
+def test_unicode_line_breaks_in_headers_are_neutralised(smtp_site, subject):
+    """NEL, LS, PS and format characters in a stored subject and name still make one clean email."""
+    app, sink = smtp_site
+    ticket = add_ticket(app, "smtp", subject=subject, name="Sam\u2028Carter\x85")
+    run_worker(app)
+    [row] = outbox(app)
+    assert row.state == "delivered", row.last_error
+    [mail] = sink.messages
+    assert mail.message["Subject"] == f"[{ticket.reference}] " + " ".join(
+        "".join(c if c.isalnum() else " " for c in subject).split())
+    assert mail.message["Reply-To"].addresses[0].display_name == "Sam Carter"
+
+
+def test_non_ascii_email_is_delivered_without_reply_to(smtp_site):
+    """An internationalised address (which the form accepts) cannot go in Reply-To: the email still goes."""
+    app, sink = smtp_site
+    add_ticket(app, "smtp", email="josé@example.com")
+    run_worker(app)
+    assert outbox(app)[0].state == "delivered", outbox(app)[0].last_error
+    [mail] = sink.messages
+    assert mail.message["Reply-To"] is None and "josé@example.com" in mail.message.get_content()
+
+
+def test_any_backend_exception_is_a_failed_attempt_and_spares_the_batch(webhook_site):
+    """An exception that is not a DeliveryError (here a bad KB_SMTP_PORT) is recorded and retried, ends dead at
+    the attempt limit, and the other rows claimed with it are still delivered."""
+    with HttpReceiver() as receiver:
+        webhook_site.config.update(WEBHOOK_URL=receiver.url, SMTP_TO="support@helpdesk.example",
+                                   SMTP_PORT="not-a-port")
+        poison = add_ticket(webhook_site, "smtp")
+        others = [add_ticket(webhook_site, "webhook").reference for _ in range(3)]
+        assert run_worker(webhook_site, max_attempts=2, backoff=60) == 4
+        first, *rest = outbox(webhook_site)
+        assert first.state == "pending" and first.attempts == 1
+        assert first.last_error.startswith("ValueError: invalid literal for int()")
+        assert [r.state for r in rest] == ["delivered"] * 3
+        assert sorted(receiver.keys()) == sorted(idempotency_key(r) for r in others)
+        make_due(webhook_site)
+        assert run_worker(webhook_site, max_attempts=2, backoff=60) == 1
+        make_due(webhook_site)
+        assert run_worker(webhook_site, max_attempts=2, backoff=60) == 0  # dead: never claimed again
+    [first] = [r for r in outbox(webhook_site) if r.ticket_id == poison.id]
+    assert first.state == "dead" and first.attempts == 2 and "ValueError" in first.last_error
+    with webhook_site.app_context(), database().sessions() as s:
+        attempts = list(s.scalars(select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == first.id)
+                                  .order_by(DeliveryAttempt.number)))
+    assert [(a.number, a.outcome) for a in attempts] == [(1, "retry"), (2, "dead")]
+    assert all(a.finished_at and a.detail.startswith("ValueError: ") for a in attempts)
+
+
+def test_a_worker_dying_at_the_last_attempt_leaves_a_dead_letter(any_db_site):
+    """Claims whose worker dies (the lease runs out) count as attempts; at the limit the row is dead, not claimed
+    for ever."""
+    from kb_site.tickets.worker import claim
+
+    add_ticket(any_db_site, "webhook")
+    policy = Policy(max_attempts=3, lease=0.001)
+    with any_db_site.app_context():
+        sessions = database().sessions
+        claimed = []
+        for _ in range(6):
+            claimed.append(len(claim(sessions, "doomed", policy)))
+            time.sleep(0.01)  # the lease runs out: as if the worker had died mid-delivery
+    assert claimed == [1, 1, 1, 0, 0, 0]
+    [row] = outbox(any_db_site)
+    assert row.state == "dead" and row.attempts == 3
+    assert "died or hung mid-delivery" in row.last_error
+    with any_db_site.app_context(), database().sessions() as s:
+        attempts = list(s.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.number)))
+    assert [(a.number, a.outcome) for a in attempts] == [(1, "retry"), (2, "retry"), (3, "dead")]
+    assert all(a.finished_at is not None and "mid-delivery" in a.detail for a in attempts)

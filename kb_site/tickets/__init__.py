@@ -7,13 +7,23 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Event, Outbox, Ticket, aware
+from .text import storable
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32: no I, L, O or U to misread
 BACKENDS = ("local", "smtp", "webhook")
+
+
+class FormAlreadySent(Exception):
+    """The rendered contact form was sent before: ``ticket`` is the one it opened."""
+
+    def __init__(self, ticket: Ticket):
+        super().__init__(f"this form already opened ticket {ticket.reference}")
+        self.ticket = ticket
 
 
 def new_reference() -> str:
@@ -61,11 +71,30 @@ def trail_of(events: list[Event], titles: dict[str, str]) -> list[dict[str, Any]
     return steps
 
 
+def _storable(text: str | None) -> str | None:
+    return None if text is None else storable(text)
+
+
+def ticket_for_form(session: Session, form_nonce: str) -> Ticket | None:
+    """Return the ticket a rendered form (by its nonce) already opened, if any."""
+    with session.begin():
+        return session.scalar(select(Ticket).where(Ticket.form_nonce == form_nonce))
+
+
+def same_request(ticket: Ticket, new: NewTicket) -> bool:
+    """Return whether the ticket holds what was sent now (a repeat), not a different request on a used form."""
+    return (ticket.name, ticket.email, ticket.subject, ticket.message, ticket.topic, ticket.order_number) == (
+        storable(new.name), storable(new.email), storable(new.subject), storable(new.message), storable(new.topic),
+        _storable(new.order_number))
+
+
 def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str | None,
-                  trail: list[dict[str, Any]], client: str | None = None) -> Ticket:
+                  trail: list[dict[str, Any]], client: str | None = None, form_nonce: str | None = None) -> Ticket:
     """Store the ticket and its outbox row in one transaction and return the ticket.
 
     A ``local`` ticket needs no delivery: it waits in the staff queue, so its row is already delivered.
+    ``form_nonce`` makes a rendered form single-use: sent again, even at the same moment, it raises
+    ``FormAlreadySent`` with the ticket it opened (the unique constraint decides).
     """
     if backend not in BACKENDS:
         raise ValueError(f"KB_TICKET_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -73,10 +102,11 @@ def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str 
         reference = new_reference()
         try:
             with session.begin():
-                ticket = Ticket(reference=reference, name=new.name, email=new.email, subject=new.subject,
-                                message=new.message, topic=new.topic, order_number=new.order_number,
-                                source=new.source, visit=visit, client=client, trail=json.dumps(trail),
-                                status="open")
+                ticket = Ticket(reference=reference, name=storable(new.name), email=storable(new.email),
+                                subject=storable(new.subject), message=storable(new.message),
+                                topic=storable(new.topic), order_number=_storable(new.order_number),
+                                source=_storable(new.source), visit=visit, client=client, trail=json.dumps(trail),
+                                form_nonce=form_nonce, status="open")
                 session.add(ticket)
                 session.flush()
                 outbox = Outbox(ticket_id=ticket.id, backend=backend, idempotency_key=idempotency_key(reference),
@@ -86,6 +116,9 @@ def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str 
                     outbox.delivered_at = ticket.created_at
                 session.add(outbox)
             return ticket
-        except IntegrityError:  # a reference drawn twice (one in a billion): draw another
-            continue
+        except IntegrityError:
+            # A clash on the nonce is the same form sent twice, not a reference drawn twice: never a second ticket.
+            if form_nonce is not None and (first := ticket_for_form(session, form_nonce)) is not None:
+                raise FormAlreadySent(first) from None
+            continue  # a reference drawn twice (one in a billion): draw another
     raise RuntimeError("could not draw a unique ticket reference")

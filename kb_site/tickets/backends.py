@@ -6,19 +6,19 @@ import email.policy
 import hashlib
 import hmac
 import json
-import re
 import smtplib
 import time
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import requests
+from email_validator import EmailNotValidError, validate_email
 
 from ..models import Ticket, aware
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+from .text import one_line
 
 
 class DeliveryError(Exception):
@@ -30,9 +30,19 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
-def one_line(text: str) -> str:
-    """Return text fit for a mail header: no line breaks or other control characters (no injection)."""
-    return _CONTROL.sub(" ", text).strip()
+def reply_to(name: str, address: str) -> Address | None:
+    """Return the customer as a Reply-To address, or None when the address cannot go in a plain header.
+
+    An internationalised local part (``josé@...``, which the form accepts) needs SMTPUTF8 end to end; such a
+    ticket still goes, with the address in the body for the agent.
+    """
+    try:
+        valid = validate_email(one_line(address), check_deliverability=False)
+        if valid.ascii_email is None:
+            return None
+        return Address(display_name=one_line(name), addr_spec=valid.ascii_email)
+    except (EmailNotValidError, ValueError):  # email's header defects are ValueErrors too
+        return None
 
 
 def ticket_payload(ticket: Ticket, key: str) -> dict[str, Any]:
@@ -97,7 +107,9 @@ class SmtpBackend:
         msg = EmailMessage(policy=email.policy.SMTP)
         msg["From"] = self.sender
         msg["To"] = self.to
-        msg["Reply-To"] = formataddr((one_line(ticket.name), one_line(ticket.email)))
+        customer = reply_to(ticket.name, ticket.email)
+        if customer is not None:
+            msg["Reply-To"] = customer
         msg["Subject"] = f"[{ticket.reference}] {one_line(ticket.subject)}"
         domain = parseaddr(self.sender)[1].rpartition("@")[2] or "kb.invalid"
         msg["Message-ID"] = f"<{key}@{domain}>"  # the same on every retry: helpdesks thread and dedupe by it

@@ -51,43 +51,80 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
 
 
+ABANDONED = "the lease ran out before the worker finished: it died or hung mid-delivery"
+
+
 def claim(sessions: sessionmaker[Session], worker: str, policy: Policy, limit: int = 5) -> list[int]:
-    """Claim up to ``limit`` due rows (new, retry time reached, or a dead worker's) and return their ids."""
+    """Claim up to ``limit`` due rows (new, retry time reached, or a dead worker's) and return their ids.
+
+    A dead worker's row whose attempts already reached the limit becomes a dead letter instead: a ticket that
+    kills or hangs every worker that tries it must not be tried for ever.
+    """
     now = utcnow()
-    due = (select(Outbox.id)
-           .where(or_(and_(Outbox.state == "pending", Outbox.next_attempt_at <= now),
-                      and_(Outbox.state == "sending", Outbox.lease_until < now)))
-           .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
-           .with_for_update(skip_locked=True))
+    abandoned = and_(Outbox.state == "sending", Outbox.lease_until < now)
     with sessions() as s, s.begin():
+        last = (select(Outbox.id).where(abandoned, Outbox.attempts >= policy.max_attempts)
+                .with_for_update(skip_locked=True))
+        # The lease is kept: should the hung worker still answer, its outcome is recorded over this one.
+        buried = list(s.scalars(update(Outbox).where(Outbox.id.in_(last)).values(
+            state="dead", last_error=f"gave up after {policy.max_attempts} attempts; the last one: {ABANDONED}")
+            .returning(Outbox.id)))
+        _close_abandoned(s, buried, "dead", now)
+        due = (select(Outbox.id)
+               .where(or_(and_(Outbox.state == "pending", Outbox.next_attempt_at <= now),
+                          and_(abandoned, Outbox.attempts < policy.max_attempts)))
+               .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+               .with_for_update(skip_locked=True))
         ids = list(s.scalars(update(Outbox).where(Outbox.id.in_(due))
                              .values(state="sending", lease_until=now + dt.timedelta(seconds=policy.lease),
                                      attempts=Outbox.attempts + 1)
                              .returning(Outbox.id)))
+        _close_abandoned(s, ids, "retry", now)
         for outbox_id, attempts in s.execute(select(Outbox.id, Outbox.attempts).where(Outbox.id.in_(ids))):
             s.add(DeliveryAttempt(outbox_id=outbox_id, number=attempts, worker=worker))
+    if buried:
+        log.warning("gave up on %d deliveries whose workers died or hung at the last attempt", len(buried))
     return sorted(ids)
 
 
+def _close_abandoned(s: Session, outbox_ids: list[int], outcome: str, now: dt.datetime) -> None:
+    """Record the unfinished attempts of these rows as ended by a lease that ran out."""
+    if outbox_ids:
+        s.execute(update(DeliveryAttempt).where(DeliveryAttempt.outbox_id.in_(outbox_ids),
+                                                DeliveryAttempt.finished_at.is_(None))
+                  .values(finished_at=now, outcome=outcome, detail=ABANDONED))
+
+
 def deliver_one(sessions: sessionmaker[Session], config: Any, outbox_id: int, worker: str, policy: Policy) -> str:
-    """Deliver one claimed row and record the outcome: delivered, retry later, or dead."""
+    """Deliver one claimed row and record the outcome: delivered, retry later, or dead.
+
+    Any exception from a backend is a failed attempt, recorded and retried like a helpdesk that is down: a bug
+    or a bad setting must neither lose the ticket nor hold up the rows claimed with it.
+    """
     with sessions() as s:
         row = s.get(Outbox, outbox_id)
-        assert row is not None
-        ticket = s.get(Ticket, row.ticket_id)
-        assert ticket is not None
+        ticket = s.get(Ticket, row.ticket_id) if row is not None else None
         s.expunge_all()
+    if row is None or ticket is None:
+        return "gone"  # deleted since the claim
     lease = row.lease_until
+    retryable, retry_after = True, None
     try:
         detail = backend_for(config, row.backend).deliver(ticket, row.idempotency_key)
-        outcome, values = "delivered", {"state": "delivered", "delivered_at": utcnow(), "last_error": None}
     except DeliveryError as exc:
-        detail = str(exc)
-        if exc.retryable and row.attempts < policy.max_attempts:
-            wait = policy.delay(row.attempts, exc.retry_after)
+        detail, retryable, retry_after = str(exc), exc.retryable, exc.retry_after
+        outcome = "failed"
+    except Exception as exc:
+        log.exception("ticket %s: the %s backend raised", ticket.reference, row.backend)
+        detail, outcome = f"{exc.__class__.__name__}: {exc}", "failed"
+    else:
+        outcome = "delivered"
+    values: dict[str, Any] = {"state": "delivered", "delivered_at": utcnow(), "last_error": None}
+    if outcome == "failed":
+        if retryable and row.attempts < policy.max_attempts:
             outcome = "retry"
             values = {"state": "pending", "last_error": detail,
-                      "next_attempt_at": utcnow() + dt.timedelta(seconds=wait)}
+                      "next_attempt_at": utcnow() + dt.timedelta(seconds=policy.delay(row.attempts, retry_after))}
         else:
             outcome, values = "dead", {"state": "dead", "last_error": detail}
     with sessions() as s, s.begin():

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-import re
+import math
+import secrets
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, StopValidation
 
 from search.analysis import clean_query
 
 from .. import db, visitors
+from ..models import Ticket
 from ..privacy import client_hash
-from ..tickets import NewTicket, create_ticket, trail_of
+from ..tickets import FormAlreadySent, NewTicket, create_ticket, same_request, ticket_for_form, trail_of
+from ..tickets.allowance import Allowance, in_words
+from ..tickets.text import one_line_problem
 from . import current_slug, engine, library
 
 bp = Blueprint("contact", __name__)
 
 
 def _one_line(_form: FlaskForm, field: StringField) -> None:
-    if field.data and re.search(r"[\r\n\x00-\x1f\x7f]", field.data):
-        raise ValidationError("Please keep this to one line.")
+    """Refuse line breaks, controls and format characters (NEL, U+2028, zero-width, bidi...) in a one-line field."""
+    problem = one_line_problem(field.data or "")
+    if problem:
+        raise StopValidation(problem)  # the only message: the field's other checks would only confuse
 
 
 class ContactForm(FlaskForm):
@@ -32,16 +40,16 @@ class ContactForm(FlaskForm):
     class Meta:
         csrf = False
 
-    name = StringField("Your name", validators=[DataRequired("Please tell us your name."), Length(max=100), _one_line])
+    name = StringField("Your name", validators=[DataRequired("Please tell us your name."), _one_line, Length(max=100)])
     email = EmailField("Email address", validators=[
-        DataRequired("We need your email address to reply."),
+        DataRequired("We need your email address to reply."), _one_line,
         Email("That doesn't look like an email address: check for typos.", check_deliverability=False),
         Length(max=254)])
     topic = SelectField("Topic", validators=[DataRequired("Choose the topic closest to your question.")])
     order_number = StringField("Order number (optional)", validators=[Optional(), Length(max=32)])
     subject = StringField("Subject", validators=[
-        DataRequired("Give your message a subject."),
-        Length(min=3, max=150, message="Keep the subject between 3 and 150 characters."), _one_line])
+        DataRequired("Give your message a subject."), _one_line,
+        Length(min=3, max=150, message="Keep the subject between 3 and 150 characters.")])
     message = TextAreaField("How can we help?", validators=[
         DataRequired("Tell us what you need help with."),
         Length(min=10, max=5000, message="Write between 10 and 5,000 characters.")])
@@ -55,6 +63,37 @@ def _signer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="kb-contact-form")
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """The signed ``rendered`` field: when the form was shown, and its single-use nonce."""
+
+    shown: float
+    nonce: str | None  # None for a form rendered before forms carried one
+
+    @property
+    def stale(self) -> bool:
+        return time.time() - self.shown > 24 * 3600
+
+    def sign(self) -> str:
+        return _signer().dumps({"shown": self.shown, "nonce": self.nonce})
+
+    @classmethod
+    def new(cls) -> Rendered:
+        return cls(time.time(), secrets.token_urlsafe(24))
+
+    @classmethod
+    def read(cls, value: str | None) -> Rendered | None:
+        """Return the signed value's contents, or None if it is missing or forged."""
+        try:
+            payload = _signer().loads(value or "")
+            if isinstance(payload, dict):
+                nonce = payload.get("nonce")
+                return cls(float(payload["shown"]), str(nonce) if nonce else None)
+            return cls(float(payload), None)
+        except (BadSignature, ValueError, TypeError, KeyError):
+            return None
+
+
 def _form() -> ContactForm:
     form = ContactForm()
     lib = library()
@@ -62,21 +101,19 @@ def _form() -> ContactForm:
         ("other", "Something else")]
     pattern = current_app.config["ORDER_NUMBER_PATTERN"]
     example = current_app.config["ORDER_NUMBER_EXAMPLE"]
-    form.order_number.validators = [Optional(), Length(max=32), Regexp(
+    form.order_number.validators = [Optional(), _one_line, Length(max=32), Regexp(
         pattern, message=f"Order numbers look like {example}: you'll find yours in your confirmation email.")]
     form.order_number.description = f"For example {example}"
     return form
 
 
-def _is_bot(form: ContactForm) -> str | None:
-    """Return why a submission looks automated (honeypot filled, timestamp missing, forged or too quick)."""
+def _is_bot(form: ContactForm, rendered: Rendered | None) -> str | None:
+    """Return why a submission looks automated (honeypot filled, timestamp missing or forged, too quick)."""
     if form.website.data:
         return "honeypot filled in"
-    try:
-        shown = float(_signer().loads(form.rendered.data or "", max_age=24 * 3600))
-    except (BadSignature, ValueError, TypeError):
-        return "form timestamp missing, forged or older than a day"
-    if time.time() - shown < float(current_app.config["CONTACT_MIN_SECONDS"]):
+    if rendered is None:
+        return "form timestamp missing or forged"
+    if time.time() - rendered.shown < float(current_app.config["CONTACT_MIN_SECONDS"]):
         return "sent faster than a person types"
     return None
 
@@ -93,8 +130,89 @@ def _suggestions(form: ContactForm, limit: int = 3) -> list:
         return []
 
 
+def _page(form: ContactForm, status: int = 200, **context: Any) -> tuple[str, int]:
+    """Return the contact form page (with what was typed) and its status."""
+    context.setdefault("suggestions", [])
+    return render_template("contact.html", form=form, canonical=None, **context), status
+
+
+def _new_ticket(form: ContactForm) -> NewTicket:
+    return NewTicket(name=form.name.data.strip(), email=form.email.data.strip(), subject=form.subject.data.strip(),
+                     message=form.message.data.strip(), topic=form.topic.data,
+                     order_number=(form.order_number.data or "").strip().upper() or None,
+                     source=(form.source.data or None))
+
+
+def _confirm(ticket: Ticket, repeat: bool = False) -> Response:
+    """Send the visitor to the confirmation of this ticket (``repeat``: the form had opened it before)."""
+    session["ticket"], session["ticket_repeat"] = ticket.reference, repeat
+    response = redirect(url_for("contact.sent"), 303)
+    response.headers["X-Ticket-Reference"] = ticket.reference  # the acknowledgement, for scripts
+    return response  # type: ignore[return-value]
+
+
+def _allowance(form: ContactForm) -> tuple[Allowance | None, dict[str, str | None]]:
+    """Return the ticket limits (None when rate limiting is off) and this request's keys, hashed like addresses."""
+    limiter = current_app.extensions["kb_limiter"]
+    config = current_app.config
+    keys = {"address": client_hash(config["SECRET_KEY"], request.remote_addr),
+            "email": client_hash(config["SECRET_KEY"], "email:" + form.email.data.strip().casefold())}
+    if not limiter.enabled:
+        return None, keys
+    return Allowance.from_settings(limiter.limiter, address=config["RATELIMIT_TICKETS"],
+                                   email=config["RATELIMIT_TICKETS_EMAIL"]), keys
+
+
+def _support() -> dict[str, str]:
+    """Return the other ways to reach support that are set: email, phone (and its tel: digits), hours, chat."""
+    config = current_app.config
+    ways = {name: str(config[f"SUPPORT_{name.upper()}"]).strip() for name in ("email", "phone", "hours", "chat_url")}
+    if ways["phone"]:
+        ways["tel"] = "".join(c for c in ways["phone"] if c.isdigit() or c == "+")
+    return {k: v for k, v in ways.items() if v}
+
+
+def _limited(form: ContactForm, wait: float) -> Response:
+    """Show the form again with everything typed, the real wait, and the other ways to reach support."""
+    page, status = _page(form, 429, limited=in_words(wait), support=_support())
+    response = make_response(page, status)
+    response.headers["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
+def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str, int]:
+    """Open the ticket, once per rendered form: a repeat gets the first ticket's confirmation."""
+    new = _new_ticket(form)
+    with db.database().sessions() as s:
+        first = ticket_for_form(s, rendered.nonce) if rendered.nonce else None
+        if first is None:
+            allowance, keys = _allowance(form)
+            wait = allowance.wait(keys) if allowance else 0.0
+            if wait:
+                return _limited(form, wait)
+            lib = library()
+            visit = visitors.visit()
+            trail = trail_of(visitors.trail(visit), {slug: a.title for slug, a in lib.articles.items()})
+            try:
+                ticket = create_ticket(s, new, current_app.config["TICKET_BACKEND"], visit=visit, trail=trail,
+                                       client=client_hash(current_app.config["SECRET_KEY"], request.remote_addr),
+                                       form_nonce=rendered.nonce)
+            except FormAlreadySent as already:  # the same form, sent at the same moment
+                first = already.ticket
+            else:
+                if allowance:
+                    allowance.spend(keys)
+                return _confirm(ticket)
+    if same_request(first, new):
+        return _confirm(first, repeat=True)
+    # The used form came back with other words (Back, edit, send): a new request, never silently dropped.
+    form.rendered.data = Rendered(rendered.shown, secrets.token_urlsafe(24)).sign()
+    return _page(form, 409, notice=f"You already sent this form once (reference {first.reference}). To send "
+                 "what's below as a new request, check it and send it again.")
+
+
 @bp.route("/contact", methods=["GET", "POST"])
-def contact() -> Response | str:
+def contact() -> Response | tuple[str, int]:
     """Show the form; on send, suggest articles once, then open a ticket with the visitor's trail."""
     form = _form()
     if request.method == "GET":
@@ -110,33 +228,26 @@ def contact() -> Response | str:
             form.subject.data = form.subject.data or query[:150]
         elif request.referrer:
             form.source.data = f"page:{request.referrer[:400]}"
-        form.rendered.data = _signer().dumps(str(time.time()))
-        return render_template("contact.html", form=form, suggestions=[], canonical=None)
+        form.rendered.data = Rendered.new().sign()
+        return _page(form)
     if not form.validate():
-        return render_template("contact.html", form=form, suggestions=[], canonical=None), 400  # type: ignore
-    bot = _is_bot(form)
-    if bot:
+        return _page(form, 400)
+    rendered = Rendered.read(form.rendered.data)
+    bot = _is_bot(form, rendered)
+    if bot or rendered is None:
         current_app.logger.warning("contact form dropped (%s) from %s", bot, request.remote_addr)
-        return render_template("contact_sent.html", reference=None, canonical=None)
+        return render_template("contact_sent.html", reference=None, canonical=None), 200
+    if rendered.stale:  # open for over a day: a person, not a bot; keep every word and ask again
+        form.rendered.data = Rendered(time.time() - float(current_app.config["CONTACT_MIN_SECONDS"]),
+                                      rendered.nonce or secrets.token_urlsafe(24)).sign()
+        return _page(form, notice="This form was open for more than a day, so we haven't sent it yet. "
+                     "Check it below and send it again.")
     if not form.confirm.data:
         found = _suggestions(form)
         if found:
             form.confirm.data = "1"
-            return render_template("contact.html", form=form, suggestions=found, canonical=None)
-    lib = library()
-    visit = visitors.visit()
-    trail = trail_of(visitors.trail(visit), {slug: a.title for slug, a in lib.articles.items()})
-    new = NewTicket(name=form.name.data.strip(), email=form.email.data.strip(), subject=form.subject.data.strip(),
-                    message=form.message.data.strip(), topic=form.topic.data,
-                    order_number=(form.order_number.data or "").strip().upper() or None,
-                    source=(form.source.data or None))
-    with db.database().sessions() as s:
-        ticket = create_ticket(s, new, current_app.config["TICKET_BACKEND"], visit=visit, trail=trail,
-                               client=client_hash(current_app.config["SECRET_KEY"], request.remote_addr))
-    session["ticket"] = ticket.reference
-    response = redirect(url_for("contact.sent"), 303)
-    response.headers["X-Ticket-Reference"] = ticket.reference  # the acknowledgement, for scripts
-    return response  # type: ignore[return-value]
+            return _page(form, suggestions=found)
+    return _open_ticket(form, rendered)
 
 
 @bp.get("/contact/sent")
@@ -145,7 +256,8 @@ def sent() -> Response | str:
     reference = session.get("ticket")
     if not reference:
         return redirect(url_for("contact.contact"))  # type: ignore[return-value]
-    return render_template("contact_sent.html", reference=reference, canonical=None)
+    return render_template("contact_sent.html", reference=reference, repeat=session.get("ticket_repeat", False),
+                           canonical=None)
 
 
 @bp.get("/contact/open/<slug>")
