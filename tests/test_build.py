@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -212,3 +213,99 @@ def test_another_model_reembeds_everything(corpus, tmp_path, fake_embedder):
     report = build_index(corpus, tmp_path / "ix", other)
     assert report.dense and report.embedded > 0 and report.added == 12
     assert SearchEngine(tmp_path / "ix", other).search("refund").hits[0].slug == "refund-timescales"
+
+
+TRACK = "orders/track-your-order.md"
+
+
+def _break(corpus: Path, rel: str = TRACK) -> str:
+    """Leave a published article's tags list unclosed, as an editor's typo would; return the good text."""
+    path = corpus / rel
+    good = path.read_text()
+    path.write_text(good.replace("tags: [tracking, delivery]", "tags: [tracking, delivery").replace(
+        "Every order gets a tracking number", "Every order gets a parcel code"))
+    return good
+
+
+def test_broken_revision_keeps_the_last_good_version(corpus, tmp_path, fake_embedder):
+    """A published article whose new revision does not parse keeps its last good version, vectors and all."""
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    version = dt.datetime.fromtimestamp((corpus / TRACK).stat().st_mtime_ns / 1e9, dt.UTC)
+    dense = {h.slug: h.dense_score for h in SearchEngine(tmp_path / "ix", fake_embedder).search(
+        "every order gets a tracking number as soon as it leaves our warehouse", mode="dense", limit=20).hits}
+    _break(corpus)
+    fake_embedder.encoded.clear()
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert fake_embedder.encoded == []  # carried over row for row: nothing embedded again
+    assert report.articles == first.articles and report.generation != first.generation
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    kept = engine.library.articles["track-your-order"]
+    assert "Every order gets a tracking number" in kept.body and kept.aliases == ("order-tracking",)
+    assert engine.library.resolve("order-tracking") == "track-your-order"
+    assert engine.search("tracking number", mode="lexical").hits[0].slug == "track-your-order"
+    again = {h.slug: h.dense_score for h in engine.search(
+        "every order gets a tracking number as soon as it leaves our warehouse", mode="dense", limit=20).hits}
+    assert again["track-your-order"] == dense["track-your-order"]  # the same vectors
+    [error] = engine.library.errors
+    assert (error.path, error.line, error.slug) == (TRACK, 5, "track-your-order")  # where YAML stopped
+    assert error.message == "invalid YAML front-matter: did not find expected ',' or ']' (while parsing a " \
+                            "flow sequence that starts on line 4)"
+    assert abs(error.served - version) < dt.timedelta(seconds=1)  # the modification time of the good version
+    assert version <= error.since <= dt.datetime.now(dt.UTC)
+    assert [str(e) for e in report.errors] == [str(error)]
+    assert "still serving the version of" in str(error)
+
+
+def test_error_since_is_kept_while_the_file_stays_broken_and_dropped_once_fixed(corpus, tmp_path, fake_embedder):
+    """The error's first-seen time survives rebuilds (also forced ones); fixing the file indexes it normally."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    good = _break(corpus)
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    [before] = SearchEngine(tmp_path / "ix", fake_embedder, pages=True).library.errors
+    path = corpus / TRACK
+    path.write_text(path.read_text().replace("title: Track your order", "title: Track your parcel"))
+    os.utime(path, ns=(time.time_ns() + 10**9,) * 2)
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    build_index(corpus, tmp_path / "ix", fake_embedder, force=True)
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    [after] = engine.library.errors
+    assert (after.since, after.served) == (before.since, before.served)
+    assert engine.library.articles["track-your-order"].title == "Track your order"
+    assert engine.search("tracking number", mode="lexical").hits[0].slug == "track-your-order"
+    path.write_text(good.replace("Every order gets a tracking number", "Every order gets a parcel code"))
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert report.errors == () and report.changed == 1
+    engine.refresh()
+    assert engine.library.errors == ()
+    assert "parcel code" in engine.library.articles["track-your-order"].body
+    assert engine.search("parcel code", mode="lexical").hits[0].slug == "track-your-order"
+
+
+def test_new_file_that_never_parsed_stays_out_with_its_error(corpus, tmp_path, fake_embedder):
+    """A new broken file is not published; its error is recorded with since, kept across rebuilds."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    (corpus / "orders" / "gift-cards.md").write_text("---\ntitle: Gift cards\ntags: [a\n---\nValid 24 months.\n")
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert [str(e) for e in report.errors] and "left out of the index" in str(report.errors[0])
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    [error] = engine.library.errors
+    assert (error.path, error.slug, error.served) == ("orders/gift-cards.md", "gift-cards", None)
+    assert "gift-cards" not in engine.library.articles
+    again = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert again.unchanged and again.generation == report.generation  # nothing new: nothing published
+    (corpus / "orders" / "gift-cards.md").write_text("---\ntitle: Gift cards\n---\nValid 24 months.\n")
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    engine.refresh()
+    assert engine.library.errors == () and "gift-cards" in engine.library.articles
+
+
+def test_every_problem_of_a_broken_file_is_recorded(corpus, tmp_path, fake_embedder):
+    """A file with several problems has each recorded, with its line and field."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    path = corpus / TRACK
+    path.write_text(path.read_text().replace("title: Track your order\n", "").replace(
+        "tags: [tracking, delivery]", "tags: tracking").replace("updated: 2026-11-01", "updated: 2026-13-01"))
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    errors = SearchEngine(tmp_path / "ix", fake_embedder, pages=True).library.errors
+    assert sorted((e.line, e.field) for e in errors) == [(1, "title"), (3, "tags"), (9, "updated")]
+    assert {e.served is not None for e in errors} == {True}

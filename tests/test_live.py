@@ -119,3 +119,25 @@ def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
             return "Returns within 60 days" in response.read().decode()
 
     assert wait_for(shows, timeout=10)
+
+
+def test_watcher_keeps_a_broken_article_live_until_it_is_fixed(site, corpus):
+    """Through the watcher: a typo keeps the last good page up and shows in /readyz; the fix goes live."""
+    site.config["RELOAD_INTERVAL"] = 0.2
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, args=(site, stop), daemon=True)
+    thread.start()
+    client = site.test_client()
+    try:
+        path = corpus / "returns" / "return-policy.md"
+        good = path.read_text()
+        path.write_text(good.replace("tags: [returns]", "tags: [returns").replace("30 days of", "60 days of"))
+        assert wait_for(lambda: client.get("/readyz").get_json()["articles"]["errors"])
+        page = client.get("/articles/return-policy")
+        assert page.status_code == 200 and "within 30 days of delivery" in page.get_data(as_text=True)
+        path.write_text(good.replace("30 days of", "60 days of"))
+        assert wait_for(lambda: "within 60 days of" in client.get("/articles/return-policy").get_data(as_text=True))
+        assert client.get("/readyz").get_json()["articles"]["errors"] == []
+    finally:
+        stop.set()
+        thread.join(5)
