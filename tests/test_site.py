@@ -257,7 +257,7 @@ def test_broken_revision_keeps_serving_and_is_shown_to_staff(any_db_site, corpus
     html = editor.get("/staff/").get_data(as_text=True)
     panel = html[html.index('id="article-errors"'):]
     panel = panel[:panel.index("</section>")]
-    assert "Articles with errors" in panel and "orders/track-your-order.md" in panel and "line 5" in panel
+    assert "Articles with errors" in panel and "orders/track-your-order.md" in panel and "Line 5" in panel
     assert "invalid YAML front-matter" in panel and "still serving the version of" in panel.lower()
     assert "since" in panel.lower() and "<time datetime=\"" in panel
     path.write_text(good.replace("as soon as it leaves our warehouse", "when it is packed"))
