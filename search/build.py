@@ -51,10 +51,12 @@ class BuildReport:
     dense: bool
     seconds: float
     errors: tuple[BrokenFile, ...] = field(default=())  # each problem, and what is served instead
+    published: bool = True  # False when the folder held nothing new and the last generation stays
 
     @property
     def unchanged(self) -> bool:
-        return not (self.added or self.changed or self.removed)
+        """Return whether the build published nothing new (the site shows what it showed)."""
+        return not self.published
 
 
 @dataclass
@@ -184,7 +186,7 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
             if files != old.files:  # only timestamps moved: remember them, so next time reads nothing
                 _write_atomic(old.path / "files.json", json.dumps(files))
             return BuildReport(old.path.name, len(keep), 0, 0, 0, 0, old.dense,
-                               time.perf_counter() - started, errors)
+                               time.perf_counter() - started, errors, published=False)
 
         folder = store.new_folder()
         try:

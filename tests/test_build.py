@@ -309,3 +309,12 @@ def test_every_problem_of_a_broken_file_is_recorded(corpus, tmp_path, fake_embed
     errors = SearchEngine(tmp_path / "ix", fake_embedder, pages=True).library.errors
     assert sorted((e.line, e.field) for e in errors) == [(1, "title"), (3, "tags"), (9, "updated")]
     assert {e.served is not None for e in errors} == {True}
+
+
+def test_a_build_that_only_records_errors_is_not_unchanged(corpus, tmp_path, fake_embedder):
+    """Publishing a generation for a new error is a change (kb index does not say 'nothing to do')."""
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    _break(corpus)
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert report.generation != first.generation and not report.unchanged
+    assert build_index(corpus, tmp_path / "ix", fake_embedder).unchanged
