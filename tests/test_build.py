@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,9 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from search import IndexMissing, SearchEngine, build_index
+from search import ArticleError, IndexMissing, SearchEngine, build_index
+from search.articles import load_article, parse_article
 from search.store import IndexStore
+from tests.conftest import CORPUS
 from tests.fakes import BrokenEmbedder, HashingEmbedder
 
 
@@ -318,3 +323,49 @@ def test_a_build_that_only_records_errors_is_not_unchanged(corpus, tmp_path, fak
     report = build_index(corpus, tmp_path / "ix", fake_embedder)
     assert report.generation != first.generation and not report.unchanged
     assert build_index(corpus, tmp_path / "ix", fake_embedder).unchanged
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 400), st.sampled_from(list("[]{}:,'\"\n -#&*!|>%@\t")),
+                                st.booleans()), min_size=1, max_size=4))
+def test_any_typo_in_a_published_article_keeps_it_on_the_site(corpus, tmp_path, fake_embedder, edits):
+    """Whatever an editor's typo does to the front-matter, the article is either the new valid version or the
+    last good one, with its alias, and a recorded error; it never just disappears."""
+    index = tmp_path / "ix"
+    path = corpus / TRACK
+    good = (CORPUS / TRACK).read_text()
+    path.write_text(good)
+    build_index(corpus, index, fake_embedder)
+    end = good.index("\n---", 3)
+    text = good
+    for position, char, delete in edits:  # insert or delete characters inside the front-matter
+        at = 4 + position % (end - 4)
+        text = text[:at] + ("" if delete else char) + text[at + delete:]
+    path.write_text(text)
+    build_index(corpus, index, fake_embedder)
+    library = SearchEngine(index, fake_embedder, pages=True).library
+    try:
+        new = load_article(path, corpus)
+    except ArticleError:
+        kept = library.articles["track-your-order"]
+        assert kept.body == parse_article(good, path).body and library.resolve("order-tracking") == kept.slug
+        assert library.errors and {e.path for e in library.errors} == {TRACK}
+    else:
+        assert library.errors == ()
+        if not new.draft:
+            assert library.articles[new.slug].record() == new.record(corpus) | {"path": TRACK}
+
+
+def test_a_repeated_random_state_never_corrupts_the_published_generation(corpus, tmp_path, fake_embedder):
+    """Generations share whoosh files by hard links: a build whose process repeats its random state (a fork,
+    a seeded test) must still write new files, never into the published generation's."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    path = corpus / "shipping" / "contact-us.md"
+    for n in range(4):
+        path.write_text(path.read_text().replace("Opening hours", f"Opening hours {n}", 1))
+        random.seed(0)
+        build_index(corpus, tmp_path / "ix", fake_embedder)
+        published = IndexStore(tmp_path / "ix").current()  # checks every file against the manifest
+        engine = SearchEngine(tmp_path / "ix", fake_embedder)
+        assert engine.generation == published.name
+        assert engine.search("refund", mode="lexical").hits[0].slug == "refund-timescales"
