@@ -14,7 +14,7 @@ from markdown.extensions.toc import TocExtension, slugify_unicode
 from werkzeug.security import safe_join
 
 from search import Article
-from search.articles import MEDIA_TYPES, real_path_inside
+from search.folder import MEDIA_TYPES, real_path_inside
 
 # What an article may contain once rendered: no scripts, styles, frames, forms or event handlers.
 ALLOWED_TAGS = {

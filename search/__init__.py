@@ -3,21 +3,12 @@
 A plain library: it never imports Flask or kb_site.
 """
 
-from .articles import (
-    Article,
-    ArticleError,
-    Category,
-    Corpus,
-    InvalidArticle,
-    OutsideFolder,
-    Section,
-    load_categories,
-    load_corpus,
-)
+from .articles import Article, ArticleError, InvalidArticle, Section
 from .broken import BrokenFile
 from .build import BuildReport, build_index
 from .embeddings import Embedder, EmbedderUnavailable, SentenceTransformerEmbedder
 from .engine import Hit, QueryError, SearchConfig, SearchEngine, SearchResults
+from .folder import Category, Corpus, OutsideFolder, load_categories, load_corpus
 from .library import Library
 from .store import IndexCorrupt, IndexMissing
 

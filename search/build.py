@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from .analysis import markdown_text
-from .articles import Article, ArticleError, load_article, load_categories, walk
+from .articles import Article, ArticleError, load_article
 from .broken import ERRORS_FILE, BrokenFile, read_errors
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
+from .folder import load_categories, walk
 from .lexical import TermCounts, write_whoosh
 from .store import IndexCorrupt, IndexStore
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .articles import Article, ArticleError, InvalidArticle, load_categories, load_corpus, real_path_inside
+from .articles import Article, ArticleError, InvalidArticle
+from .folder import load_categories, load_corpus, real_path_inside
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")

@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .articles import Article, Category
+from .articles import Article
 from .broken import BrokenFile, read_errors
+from .folder import Category
 
 
 @dataclass(frozen=True)
