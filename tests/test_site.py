@@ -265,3 +265,20 @@ def test_broken_revision_keeps_serving_and_is_shown_to_staff(any_db_site, corpus
     assert "when it is packed" in client.get("/articles/track-your-order").get_data(as_text=True)
     assert client.get("/readyz").get_json()["articles"]["errors"] == []
     assert 'id="article-errors"' not in editor.get("/staff/").get_data(as_text=True)
+
+
+def test_article_errors_panel_shows_front_matter_as_text(site, corpus, fake_embedder):
+    """Error messages quote what editors wrote: the panel shows it as text, never as markup."""
+    from pathlib import Path
+
+    from search import build_index
+    from tests.test_staff import signed_in
+
+    (corpus / "orders" / "x.md").write_text('---\ntitle: X\nslug: "<script>alert(1)</script>"\n'
+                                            'updated: "<img src=x onerror=alert(2)>"\n---\nBody\n')
+    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
+    html = signed_in(site, "admin").get("/staff/").get_data(as_text=True)
+    panel = html[html.index('id="article-errors"'):]
+    assert "&#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39; must be lowercase" in panel
+    assert "&lt;img src=x onerror=alert(2)&gt;" in panel
+    assert "<script>alert" not in html and "<img src=x" not in html
