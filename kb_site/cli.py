@@ -59,7 +59,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _build(articles_dir: Path, index_dir: Path, **options: Any) -> BuildReport:
-    """Build an index with a progress bar, naming the articles left out."""
+    """Build an index with a progress bar, naming every broken file and what is served instead."""
     progress = Progress()
     try:
         report = build_index(articles_dir, index_dir, service().embedder(), progress=progress, **options)
@@ -67,8 +67,8 @@ def _build(articles_dir: Path, index_dir: Path, **options: Any) -> BuildReport:
         _fail(str(exc))
     finally:
         progress.close()
-    for error in report.errors:
-        click.echo(f"{error}  (left out of the index)", err=True)
+    for error in report.errors:  # each says what is served instead: the last good version, or nothing
+        click.echo(str(error), err=True)
     return report
 
 

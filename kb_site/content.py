@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import markdown
 import nh3
 from markdown.extensions.toc import TocExtension, slugify_unicode
+from werkzeug.security import safe_join
 
 from search import Article
+from search.folder import MEDIA_TYPES, real_path_inside
 
 # What an article may contain once rendered: no scripts, styles, frames, forms or event handlers.
 ALLOWED_TAGS = {
@@ -29,7 +32,6 @@ ALLOWED_ATTRIBUTES = {
     **{f"h{n}": {"id"} for n in range(1, 7)},
 }
 URL_SCHEMES = {"http", "https", "mailto", "tel"}
-MEDIA_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".avif"}
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,18 @@ def page(article: Article) -> Page:
     folder = posixpath.dirname(article.path.as_posix()) if not article.path.is_absolute() else ""
     toc = tuple((s.anchor, s.heading, s.level) for s in article.sections if s.anchor and s.level in (2, 3))
     return Page(article, _render(article.body, folder), toc)
+
+
+def media_file(root: Path | str, filename: str) -> Path | None:
+    """Return the image ``filename`` names under the articles folder, or None: never a file outside it.
+
+    Symlinks are followed only while they stay inside the folder's real path: a link to /etc/passwd, or a
+    linked folder pointing elsewhere, is not served.
+    """
+    if Path(filename).suffix.lower() not in MEDIA_TYPES:
+        return None
+    joined = safe_join(str(root), filename)  # no '..', no absolute paths
+    real = real_path_inside(joined, root) if joined is not None else None
+    if real is None or not real.is_file() or real.suffix.lower() not in MEDIA_TYPES:  # a link is what it points to
+        return None
+    return real

@@ -51,7 +51,7 @@ def watch(app: Flask, stop: threading.Event | None = None) -> None:
                 if now != seen:
                     report = build_index(svc.articles_dir, svc.index_dir, svc.embedder())
                     for error in report.errors:
-                        log.warning("%s (left out of the index)", error)
+                        log.warning("%s", error)  # says what is served instead
                     if not report.unchanged:
                         log.warning("published index %s: %d added, %d changed, %d removed", report.generation,
                                     report.added, report.changed, report.removed)

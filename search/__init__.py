@@ -3,15 +3,18 @@
 A plain library: it never imports Flask or kb_site.
 """
 
-from .articles import Article, ArticleError, Category, Corpus, Section, load_categories, load_corpus
+from .articles import Article, ArticleError, InvalidArticle, Section
+from .broken import BrokenFile
 from .build import BuildReport, build_index
 from .embeddings import Embedder, EmbedderUnavailable, SentenceTransformerEmbedder
 from .engine import Hit, QueryError, SearchConfig, SearchEngine, SearchResults
+from .folder import Category, Corpus, OutsideFolder, load_categories, load_corpus
 from .library import Library
 from .store import IndexCorrupt, IndexMissing
 
 __all__ = [
-    "Article", "ArticleError", "BuildReport", "Category", "Corpus", "Embedder", "EmbedderUnavailable",
-    "Hit", "IndexCorrupt", "IndexMissing", "Library", "QueryError", "SearchConfig", "SearchEngine", "SearchResults",
-    "Section", "SentenceTransformerEmbedder", "build_index", "load_categories", "load_corpus",
+    "Article", "ArticleError", "BrokenFile", "BuildReport", "Category", "Corpus", "Embedder", "EmbedderUnavailable",
+    "Hit", "IndexCorrupt", "IndexMissing", "InvalidArticle", "Library", "OutsideFolder", "QueryError",
+    "SearchConfig", "SearchEngine", "SearchResults", "Section", "SentenceTransformerEmbedder", "build_index",
+    "load_categories", "load_corpus",
 ]

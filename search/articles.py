@@ -6,24 +6,16 @@ import datetime as dt
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import frontmatter
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 from markdown.extensions.toc import slugify_unicode
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
-
-
-class _YAML(YAMLHandler):
-    """Front-matter handler that always uses a safe loader (the C one when present)."""
-
-    def load(self, fm: str, **kwargs: object) -> Any:
-        return yaml.load(fm, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader
 
 
 class ArticleError(Exception):
@@ -39,6 +31,62 @@ class ArticleError(Exception):
     def __str__(self) -> str:
         where = f"{self.field}: " if self.field else ""
         return f"{self.path}:{self.line}: {where}{self.message}"
+
+    @property
+    def problems(self) -> tuple[ArticleError, ...]:
+        """Return each problem this error stands for: itself, or every one an invalid article gathered."""
+        return (self,)
+
+
+class InvalidArticle(ArticleError):
+    """Every problem found in one article file; it reads as its first one, and ``problems`` lists them all.
+
+    ``slug`` and ``aliases`` are what the file names itself as far as they could be read (the front-matter
+    slug if recoverable, else the file name), so that ``kb check`` reports no follow-on errors for links to it.
+    """
+
+    def __init__(self, problems: Sequence[ArticleError], slug: str, aliases: Sequence[str] = ()):
+        first = problems[0]
+        self.all = tuple(problems)
+        self.slug = slug
+        self.aliases = tuple(aliases)
+        super().__init__(first.path, first.message, line=first.line, field=first.field)
+
+    def __str__(self) -> str:
+        return "\n".join(ArticleError.__str__(p) for p in self.all)
+
+    @property
+    def problems(self) -> tuple[ArticleError, ...]:
+        return self.all
+
+
+class _NotADate(str):
+    """A date-shaped front-matter value that is not a real date (2026-02-30), kept to be reported."""
+
+    reason: str
+
+
+def _timestamp(loader: Any, node: yaml.Node) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:  # YAML read a date that does not exist: one error, not the end of the file
+        value = _NotADate(loader.construct_scalar(node))
+        value.reason = str(exc)
+        return value
+
+
+class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
+    """The safe loader, reading an impossible date as a value to report instead of failing the whole file."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+class _YAML(YAMLHandler):
+    """Front-matter handler that always uses a safe loader (the C one when present)."""
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return yaml.load(fm, Loader=_Loader)  # noqa: S506 - a SafeLoader
 
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -181,35 +229,14 @@ def split_sections(body: str, first_line: int = 1) -> tuple[Section, ...]:
     return tuple(sections)
 
 
-def _field_line(raw: str, key: str) -> int:
+_FRONT_RE = re.compile(r"\A(?:\ufeff)?---[^\n]*\n.*?^(?:---|\.\.\.)[ \t]*$\n?", re.DOTALL | re.MULTILINE)
+_SLUG_LINE_RE = re.compile(r"""^slug[ \t]*:[ \t]*["']?([a-z0-9][a-z0-9_-]*)["']?[ \t]*$""", re.MULTILINE)
+
+
+def _field_line(front: str, key: str) -> int:
     """Return the 1-based line of ``key:`` in the front-matter, or 1 when absent."""
-    match = re.search(rf"^{re.escape(key)}\s*:", raw, re.MULTILINE)
-    return raw.count("\n", 0, match.start()) + 1 if match else 1
-
-
-def _check_str(path: Path, raw: str, meta: dict[str, Any], key: str) -> str:
-    value = meta.get(key, "")
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ArticleError(path, f"must be text, not {_kind(value)}", line=_field_line(raw, key), field=key)
-    return str(value).strip()
-
-
-def _check_list(path: Path, raw: str, meta: dict[str, Any], key: str) -> tuple[str, ...]:
-    value = meta.get(key)
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ArticleError(path, f"must be a list, not {_kind(value)}", line=_field_line(raw, key), field=key)
-    items = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-            raise ArticleError(path, f"items must be text, found {_kind(item)}",
-                               line=_field_line(raw, key), field=key)
-        if str(item).strip():
-            items.append(str(item).strip())
-    return tuple(items)
+    match = re.search(rf"^{re.escape(key)}\s*:", front, re.MULTILINE)
+    return front.count("\n", 0, match.start()) + 1 if match else 1
 
 
 def _kind(value: object) -> str:
@@ -217,90 +244,155 @@ def _kind(value: object) -> str:
         type(value), type(value).__name__)
 
 
+def _not_dates(value: Any) -> Iterator[_NotADate]:
+    """Yield the impossible dates anywhere in a front-matter value."""
+    if isinstance(value, _NotADate):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _not_dates(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _not_dates(item)
+
+
+@dataclass
+class _Checks:
+    """One file's front-matter being validated, and every problem found so far (not only the first)."""
+
+    path: Path
+    front: str  # the front-matter block, where a key's line is looked up
+    meta: dict[str, Any]
+    problems: list[ArticleError] = field(default_factory=list)
+
+    def fail(self, key: str, message: str) -> None:
+        line = _field_line(self.front, key) if key in self.meta else 1
+        self.problems.append(ArticleError(self.path, message, line=line, field=key))
+
+    def text(self, key: str) -> str:
+        value = self.meta.get(key, "")
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.fail(key, f"must be text, not {_kind(value)}")
+            return ""
+        return str(value).strip()
+
+    def items(self, key: str, *, slugs: bool = False) -> tuple[str, ...]:
+        value = self.meta.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(key, f"must be a list, not {_kind(value)}")
+            return ()
+        items = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                self.fail(key, f"items must be text, found {_kind(item)}")
+            elif slugs and str(item).strip() and not SLUG_RE.match(str(item).strip()):
+                self.fail(key, f"'{str(item).strip()}' is not a valid slug")
+            elif str(item).strip():
+                items.append(str(item).strip())
+        return tuple(items)
+
+    def date(self, key: str) -> dt.date | None:
+        value = self.meta.get(key)
+        if isinstance(value, _NotADate):
+            return None  # already reported as not a real date
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                self.fail(key, f"'{value}' is not a date (use YYYY-MM-DD)")
+                return None
+        if value is not None and not isinstance(value, dt.date):
+            self.fail(key, f"must be a date (YYYY-MM-DD), not {_kind(value)}")
+            return None
+        return value
+
+
+def _slug_of(front: str, path: Path) -> str:
+    """Return the slug an unparsable file names itself: its front-matter slug if readable, else its file name."""
+    match = _SLUG_LINE_RE.search(front)
+    return match.group(1) if match else path.stem
+
+
 def parse_article(text: str, path: Path, *, category: str = "") -> Article:
-    """Parse one article's text; raise ArticleError naming file, line and field on bad input."""
+    """Parse one article's text; raise InvalidArticle naming file, line and field of each of its problems."""
+    found = _FRONT_RE.match(text)
+    front = found.group(0) if found else ""
+    handler = _YAML()
+    stripped = text.strip()  # as python-frontmatter reads a post
     try:
-        post = frontmatter.loads(text, handler=_YAML())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        # The front-matter handed to YAML starts with the newline after the opening '---'.
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ArticleError(path, f"invalid YAML front-matter: {problem}", line=line) from None
-    except ValueError as exc:  # YAML read a date that does not exist, like 2026-02-30
-        key, line = _bad_date(text)
-        raise ArticleError(path, f"not a real date ({exc})", line=line, field=key) from None
-    meta: dict[str, Any] = dict(post.metadata)
-    if not isinstance(post.metadata, dict):
-        raise ArticleError(path, "front-matter must be a mapping of keys to values")
-    raw = text
-    title = _check_str(path, raw, meta, "title")
-    if not title:
-        raise ArticleError(path, "is required", line=_field_line(raw, "title") if "title" in meta else 1,
-                           field="title")
-    slug = _check_str(path, raw, meta, "slug") or path.stem
-    if not SLUG_RE.match(slug):
-        raise ArticleError(path, f"'{slug}' must be lowercase letters, digits and hyphens",
-                           line=_field_line(raw, "slug"), field="slug")
-    updated = meta.get("updated")
-    if isinstance(updated, dt.datetime):
-        updated = updated.date()
-    elif isinstance(updated, str):
+        fm, content = handler.split(stripped)
+    except ValueError:  # no front-matter at all
+        fm, content = None, stripped
+    loaded: Any = None
+    if fm is not None:
         try:
-            updated = dt.date.fromisoformat(updated.strip())
-        except ValueError:
-            raise ArticleError(path, f"'{updated}' is not a date (use YYYY-MM-DD)",
-                               line=_field_line(raw, "updated"), field="updated") from None
-    elif updated is not None and not isinstance(updated, dt.date):
-        raise ArticleError(path, f"must be a date (YYYY-MM-DD), not {_kind(updated)}",
-                           line=_field_line(raw, "updated"), field="updated")
+            loaded = handler.load(fm)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            # The front-matter handed to YAML starts with the newline after the opening '---'.
+            line = mark.line + 1 if mark is not None else 1
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+            if context and start is not None and start.line + 1 != line:  # where the unclosed thing began
+                problem += f" ({context} that starts on line {start.line + 1})"
+            raise InvalidArticle([ArticleError(path, f"invalid YAML front-matter: {problem}", line=line)],
+                                 _slug_of(front, path)) from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise InvalidArticle([ArticleError(path, f"front-matter must be a mapping of keys to values, not "
+                                                 f"{_kind(loaded)}", line=2)], path.stem)
+    meta: dict[str, Any] = dict(loaded or {})
+    checks = _Checks(path, front, meta)
+    for key, value in meta.items():
+        bad = next(_not_dates(value), None)
+        if bad is not None:
+            checks.fail(str(key), f"not a real date ({bad.reason})")
+    title = checks.text("title")
+    if not title and "title" not in {p.field for p in checks.problems}:
+        checks.fail("title", "is required")
+    slug = checks.text("slug") or path.stem
+    if not SLUG_RE.match(slug):
+        checks.fail("slug", f"'{slug}' must be lowercase letters, digits and hyphens")
+        slug = path.stem
+    updated = checks.date("updated")
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
-        raise ArticleError(path, f"must be true or false, not {_kind(draft)}",
-                           line=_field_line(raw, "draft"), field="draft")
-    lists = {key: _check_list(path, raw, meta, key) for key in _LIST_FIELDS}
-    for key in ("aliases", "related"):
-        for item in lists[key]:
-            if not SLUG_RE.match(item):
-                raise ArticleError(path, f"'{item}' is not a valid slug", line=_field_line(raw, key), field=key)
+        checks.fail("draft", f"must be true or false, not {_kind(draft)}")
+    summary = checks.text("summary")
+    own_category = checks.text("category")
+    lists = {key: checks.items(key, slugs=key in ("aliases", "related")) for key in _LIST_FIELDS}
+    if checks.problems:
+        raise InvalidArticle(sorted(checks.problems, key=lambda p: p.line), slug, lists["aliases"])
+    body = content.strip()
     body_line = _body_line(text)
     known = set(_STR_FIELDS) | set(_LIST_FIELDS) | {"updated", "draft"}
     return Article(
         slug=slug,
         title=title,
-        body=post.content,
+        body=body,
         path=path,
-        summary=_check_str(path, raw, meta, "summary"),
-        category=_check_str(path, raw, meta, "category") or category,
+        summary=summary,
+        category=own_category or category,
         tags=lists["tags"],
         questions=lists["questions"],
         aliases=lists["aliases"],
         related=lists["related"],
         updated=updated,
         draft=draft,
-        sections=split_sections(post.content, body_line),
+        sections=split_sections(body, body_line),
         extra={k: v for k, v in meta.items() if k not in known},
         body_line=body_line,
     )
 
 
-def _bad_date(text: str) -> tuple[str | None, int]:
-    """Return the key and line of the first front-matter date that is not a real date."""
-    for number, line in enumerate(text.splitlines()[1:], 2):
-        if line.strip() in ("---", "..."):
-            break
-        match = re.match(r"^([\w-]+)\s*:\s*['\"]?(\d{4}-\d{1,2}-\d{1,2})\b", line)
-        if match:
-            try:
-                dt.date(*map(int, match.group(2).split("-")))
-            except ValueError:
-                return match.group(1), number
-    return None, 1
-
-
 def _body_line(text: str) -> int:
     """Return the 1-based line where the Markdown body starts (after the front-matter)."""
-    match = re.match(r"\A(?:\ufeff)?---[^\n]*\n.*?^(?:---|\.\.\.)[ \t]*$\n?", text, re.DOTALL | re.MULTILINE)
+    match = _FRONT_RE.match(text)
     end = match.end() if match else 0
     blank = re.match(r"(?:[ \t]*\n)*", text[end:])  # leading blank lines are not part of the body
     end += blank.end() if blank else 0
@@ -312,84 +404,11 @@ def load_article(path: Path, root: Path | None = None) -> Article:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ArticleError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise InvalidArticle([ArticleError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})")],
+                             path.stem) from None
     except OSError as exc:
-        raise ArticleError(path, f"cannot be read: {exc.strerror}") from None
+        raise InvalidArticle([ArticleError(path, f"cannot be read: {exc.strerror}")], path.stem) from None
     category = ""
     if root is not None and path.parent != root:
         category = path.parent.relative_to(root).parts[0]
     return parse_article(text, path, category=category)
-
-
-def article_paths(root: Path) -> Iterator[Path]:
-    """Yield every article file under ``root`` in a stable order, skipping hidden and ``_`` files."""
-    for path in sorted(root.rglob("*.md")):
-        rel = path.relative_to(root).parts
-        if any(part.startswith((".", "_")) for part in rel) or path.name.lower() == "readme.md":
-            continue
-        yield path
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """All articles of a folder that loaded, and the errors of those that did not."""
-
-    articles: tuple[Article, ...]
-    errors: tuple[ArticleError, ...]
-
-    def published(self) -> list[Article]:
-        """Return the articles that are not drafts."""
-        return [a for a in self.articles if not a.draft]
-
-
-def load_corpus(root: Path | str, paths: Iterable[Path] | None = None) -> Corpus:
-    """Load every article under ``root``, collecting errors instead of stopping at the first."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ArticleError(root, "is not a folder of articles")
-    articles, errors = [], []
-    for path in paths if paths is not None else article_paths(root):
-        try:
-            articles.append(load_article(path, root))
-        except ArticleError as exc:
-            errors.append(exc)
-    return Corpus(tuple(articles), tuple(errors))
-
-
-@dataclass(frozen=True)
-class Category:
-    """A folder of articles with its display title, description and order."""
-
-    slug: str
-    title: str
-    description: str = ""
-    order: int = 1000
-
-
-def load_categories(root: Path | str) -> dict[str, Category]:
-    """Read ``<category>/_category.yml`` files; folders without one get a title from their name."""
-    root = Path(root)
-    categories = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        meta: dict[str, Any] = {}
-        meta_path = folder / "_category.yml"
-        if meta_path.exists():
-            try:
-                loaded = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                raise ArticleError(meta_path, f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                                   line=mark.line + 1 if mark else 1) from None
-            if not isinstance(loaded, dict):
-                raise ArticleError(meta_path, "must be a mapping with title, description and order")
-            meta = loaded
-        order = meta.get("order", 1000)
-        if isinstance(order, bool) or not isinstance(order, int):
-            raise ArticleError(meta_path, "must be a whole number", field="order")
-        categories[folder.name] = Category(
-            slug=folder.name,
-            title=str(meta.get("title") or folder.name.replace("-", " ").capitalize()),
-            description=str(meta.get("description") or ""),
-            order=order,
-        )
-    return categories

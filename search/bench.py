@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import markdown_text
-from .articles import load_corpus
 from .build import build_index
 from .embeddings import Embedder
 from .engine import MODES, SearchEngine
+from .folder import load_corpus
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?%?|£\d+")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")

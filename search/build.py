@@ -3,10 +3,16 @@
 Only files whose size or modification time changed are parsed; only articles
 whose content hash changed are analysed and embedded; everything else is
 carried over from the previous generation, row for row.
+
+Like a static-site build that fails, a published article whose new revision
+does not parse keeps its last good version (records, rows and vectors carried
+over) until the file is fixed; every problem is recorded in the generation
+(``errors.json``) with the time it was first seen.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -20,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from .analysis import markdown_text
-from .articles import Article, ArticleError, article_paths, load_article, load_categories
+from .articles import Article, ArticleError, load_article
+from .broken import ERRORS_FILE, BrokenFile, read_errors
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
+from .folder import load_categories, walk
 from .lexical import TermCounts, write_whoosh
 from .store import IndexCorrupt, IndexStore
 
@@ -43,11 +51,13 @@ class BuildReport:
     embedded: int
     dense: bool
     seconds: float
-    errors: tuple[ArticleError, ...] = field(default=())
+    errors: tuple[BrokenFile, ...] = field(default=())  # each problem, and what is served instead
+    published: bool = True  # False when the folder held nothing new and the last generation stays
 
     @property
     def unchanged(self) -> bool:
-        return not (self.added or self.changed or self.removed)
+        """Return whether the build published nothing new (the site shows what it showed)."""
+        return not self.published
 
 
 @dataclass
@@ -61,6 +71,7 @@ class _Previous:
     model: str | None = None
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> Article.record()
     site: dict[str, Any] = field(default_factory=dict)  # categories and redirects
+    errors: tuple[BrokenFile, ...] = ()
 
     @classmethod
     def read(cls, store: IndexStore) -> _Previous:
@@ -73,10 +84,11 @@ class _Previous:
             files = json.loads((path / "files.json").read_text())
             records = json.loads((path / "articles.json").read_text())
             site = json.loads((path / "site.json").read_text())
-        except (OSError, ValueError, IndexCorrupt) as exc:
+            errors = read_errors(path)
+        except (OSError, ValueError, KeyError, IndexCorrupt) as exc:
             log.warning("rebuilding the index from scratch: %s", exc)
             return cls()
-        return cls(path, docs, files, bool(manifest.get("dense")), manifest.get("model"), records, site)
+        return cls(path, docs, files, bool(manifest.get("dense")), manifest.get("model"), records, site, errors)
 
 
 def _doc_record(article: Article) -> dict[str, Any]:
@@ -93,10 +105,11 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
                 cache_path: Path | str | None = None) -> BuildReport:
     """Build or update the index in ``index_dir`` from the articles in ``articles_dir``.
 
-    Drafts are left out; files that do not parse, and later files repeating a
-    slug, are left out and reported. An unchanged folder publishes nothing.
-    Without a usable embedder the index is lexical-only, and the next build
-    with a model adds the vectors.
+    Drafts are left out, and so are later files repeating a slug and files or folders whose real path is
+    outside the articles folder. A file that does not parse keeps its last good version published, if it
+    had one, else it is left out; either way each problem is reported and recorded in the generation. An
+    unchanged folder publishes nothing. Without a usable embedder the index is lexical-only, and the next
+    build with a model adds the vectors.
     """
     started = time.perf_counter()
     root = Path(articles_dir)
@@ -104,38 +117,49 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
         raise ArticleError(root, "is not a folder of articles")
     store = IndexStore(index_dir)
     with store.build_lock():
-        old = _Previous() if force else _Previous.read(store)
+        previous = _Previous.read(store)  # the last good versions of broken files come from here, always
+        old = _Previous() if force else previous
         if embedder is not None and old.path is not None and (not old.dense or old.model != embedder.name):
             old = _Previous()  # the last build had no model, or another one: every article needs new vectors
         old_index = {d["slug"]: i for i, d in enumerate(old.docs)}
         files: dict[str, list[Any]] = {}
         parsed: dict[str, Article] = {}
         current: dict[str, tuple[str, str]] = {}  # slug -> (hash, rel path)
-        errors: list[ArticleError] = []
-        paths = list(article_paths(root))
+        found = walk(root)
+        failures: list[_Failure] = [_Failure(e) for e in found.refused]
+        paths = found.articles
         for number, path in enumerate(paths):
             rel = str(path.relative_to(root))
-            stat = path.stat()
-            seen = old.files.get(rel)
-            if seen and seen[:2] == [stat.st_mtime_ns, stat.st_size]:
-                slug, digest = seen[2], seen[3]
-            else:
-                try:
+            entry: list[Any] | None
+            try:
+                stat = path.stat()
+                seen = old.files.get(rel)
+                if seen and seen[:2] == [stat.st_mtime_ns, stat.st_size]:
+                    slug, digest = seen[2], seen[3]
+                else:
                     article = load_article(path, root)
-                except ArticleError as exc:
-                    errors.append(exc)
-                    continue
-                slug = None if article.draft else article.slug
-                digest = article.content_hash
-                if slug is not None:
-                    parsed[slug] = article
-            if slug is not None and slug in current:
-                errors.append(ArticleError(path, f"'{slug}' is already the slug of {current[slug][1]}",
-                                           field="slug"))
+                    slug = None if article.draft else article.slug
+                    digest = article.content_hash
+                    if slug is not None:
+                        parsed[slug] = article
+                entry = [stat.st_mtime_ns, stat.st_size, slug, digest]
+            except FileNotFoundError:
+                if not path.is_symlink():
+                    continue  # deleted while we read the folder: the next build sees it gone
+                error: ArticleError = ArticleError(path, "is a link to a file that does not exist")
+                entry = _keep_last_good(error, rel, previous, old, parsed, failures)
+            except ArticleError as exc:
+                entry = _keep_last_good(exc, rel, previous, old, parsed, failures)
+            if entry is None:
                 continue
-            files[rel] = [stat.st_mtime_ns, stat.st_size, slug, digest]
+            slug = entry[2]
+            if slug is not None and slug in current:
+                failures.append(_Failure(ArticleError(path, f"'{slug}' is already the slug of "
+                                                            f"{current[slug][1]}", field="slug"), slug))
+                continue
+            files[rel] = entry
             if slug is not None:
-                current[slug] = (digest, rel)
+                current[slug] = (entry[3], rel)
             if number % 500 == 0:
                 _tick(progress, "read", number, len(paths))
 
@@ -154,14 +178,16 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
         want_dense = embedder is not None
         # What the site shows changes without a search change too (related, aliases, dates, categories).
         records = {s: parsed[s].record(root) if s in parsed else old.records[s] for s in sorted(current)}
+        category_errors: list[ArticleError] = []
         site = _site_data(root, old, records, removed, [parsed[s] for s in fresh_slugs if s not in old_index],
-                          errors)
+                          category_errors)
+        errors = _broken(root, failures + [_Failure(e) for e in category_errors], previous.errors)
         if old.path is not None and not fresh and not removed and (old.dense or not want_dense) \
-                and records == old.records and site == old.site:
+                and records == old.records and site == old.site and errors == old.errors:
             if files != old.files:  # only timestamps moved: remember them, so next time reads nothing
                 _write_atomic(old.path / "files.json", json.dumps(files))
             return BuildReport(old.path.name, len(keep), 0, 0, 0, 0, old.dense,
-                               time.perf_counter() - started, tuple(errors))
+                               time.perf_counter() - started, errors, published=False)
 
         folder = store.new_folder()
         try:
@@ -183,6 +209,7 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
             (folder / "docs.json").write_text(json.dumps(docs))
             (folder / "articles.json").write_text(json.dumps(records))
             (folder / "site.json").write_text(json.dumps(site))
+            (folder / ERRORS_FILE).write_text(json.dumps([e.record() for e in errors]))
             del records
             passages = DenseIndex.build_arrays(fresh)
             replaced = [old_index[a.slug] for a in fresh if a.slug in old_index]
@@ -209,7 +236,49 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
             shutil.rmtree(folder, ignore_errors=True)
             raise
     return BuildReport(final.name, len(keep_rows) + added + changed, added, changed, len(removed), embedded, dense,
-                       time.perf_counter() - started, tuple(errors))
+                       time.perf_counter() - started, errors)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A file the build could not take as it is: the error, and the last good version kept, if any."""
+
+    error: ArticleError
+    slug: str | None = None
+    served_ns: int | None = None  # modification time of the version still served
+
+
+def _keep_last_good(error: ArticleError, rel: str, previous: _Previous, old: _Previous,
+                    parsed: dict[str, Article], failures: list[_Failure]) -> list[Any] | None:
+    """Note a file that does not parse; return the files.json entry of its last good version, if it had one.
+
+    The entry keeps the good version's time and size, so the next build reads the file again and the
+    fixed version is indexed as soon as there is one.
+    """
+    last = previous.files.get(rel)
+    slug = last[2] if last else None
+    if last is None or slug is None or slug not in previous.records:
+        failures.append(_Failure(error, getattr(error, "slug", None)))
+        return None
+    failures.append(_Failure(error, slug, last[0]))
+    if old is not previous:  # a full rebuild: index the kept version again from its record
+        parsed[slug] = Article.from_record(previous.records[slug])
+    return list(last)
+
+
+def _broken(root: Path, failures: list[_Failure], before: tuple[BrokenFile, ...]) -> tuple[BrokenFile, ...]:
+    """Return every problem of the failed files, each dated from when its file was first seen broken."""
+    since = {e.path: e.since for e in before}
+    now = dt.datetime.now(dt.UTC)
+    found = []
+    for failure in failures:
+        for problem in failure.error.problems:
+            path = problem.path
+            rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+            served = dt.datetime.fromtimestamp(failure.served_ns / 1e9, dt.UTC) if failure.served_ns else None
+            found.append(BrokenFile(rel, problem.line, problem.field, problem.message, since.get(rel, now),
+                                    failure.slug, served))
+    return tuple(sorted(found, key=lambda e: (e.path, e.line)))
 
 
 def _site_data(root: Path, old: _Previous, records: dict[str, dict[str, Any]], removed: list[str],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .articles import Article, ArticleError, load_categories, load_corpus
+from .articles import Article, ArticleError, InvalidArticle
+from .folder import load_categories, load_corpus, real_path_inside
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
@@ -54,6 +56,11 @@ def check_articles(root: Path | str) -> list[Problem]:
         categories = {}
     corpus = load_corpus(root)
     problems += [_from_error(e) for e in corpus.errors]
+    # An article that only failed to parse is reported once, in its own file: links to it, by slug, alias or
+    # file, are not broken links as well.
+    unparsed = _Unparsed(
+        {name for exc in corpus.failed if isinstance(exc, InvalidArticle) for name in (exc.slug, *exc.aliases)},
+        {exc.path.resolve() for exc in corpus.failed if isinstance(exc, InvalidArticle)})
     by_slug: dict[str, Article] = {}
     by_alias: dict[str, Article] = {}
     for article in corpus.articles:
@@ -74,12 +81,20 @@ def check_articles(root: Path | str) -> list[Problem]:
             else:
                 by_alias[alias] = article
     for article in corpus.articles:
-        problems += _check_one(article, root, by_slug, by_alias, set(categories))
+        problems += _check_one(article, root, by_slug, by_alias, set(categories), unparsed)
     return sorted(problems, key=lambda p: (str(p.path), p.line))
 
 
+@dataclass(frozen=True)
+class _Unparsed:
+    """The slugs, aliases and files of articles that failed to parse."""
+
+    slugs: set[str]
+    files: set[Path]
+
+
 def _check_one(article: Article, root: Path, by_slug: dict[str, Article], by_alias: dict[str, Article],
-               categories: set[str]) -> list[Problem]:
+               categories: set[str], unparsed: _Unparsed) -> list[Problem]:
     problems = []
     if not article.body.strip():
         last = article.path.read_text(encoding="utf-8-sig").count("\n") if article.path.exists() else 1
@@ -92,7 +107,7 @@ def _check_one(article: Article, root: Path, by_slug: dict[str, Article], by_ali
         elif slug in by_alias:
             problems.append(Problem(article.path, line, f"related: '{slug}' is an old alias; use "
                                                         f"'{by_alias[slug].slug}'", "warning"))
-        elif slug not in by_slug:
+        elif slug not in by_slug and slug not in unparsed.slugs:
             problems.append(Problem(article.path, line, f"related: no article is named '{slug}'"))
     if categories and article.category and article.category not in categories:
         problems.append(Problem(article.path, _field_line(article, "category"),
@@ -108,21 +123,31 @@ def _check_one(article: Article, root: Path, by_slug: dict[str, Article], by_ali
         if fence:
             continue
         for match in _LINK_RE.finditer(text):
-            message = _check_link(article, match.group(1), root, by_slug, by_alias)
+            message = _check_link(article, match.group(1), by_slug, by_alias, unparsed)
             if message:
                 problems.append(Problem(article.path, article.body_line + number, message))
         for match in _IMAGE_RE.finditer(text):
             target = urlsplit(match.group(1))
             if not target.scheme and not target.netloc and not target.path.startswith("/"):
-                image = (article.path.parent / unquote(target.path)).resolve()
-                if not image.is_file() or not image.is_relative_to(root.resolve()):
-                    problems.append(Problem(article.path, article.body_line + number,
-                                            f"image not found in the articles folder: {match.group(1)}"))
+                message = _check_image(article.path.parent / unquote(target.path), match.group(1), root)
+                if message:
+                    problems.append(Problem(article.path, article.body_line + number, message))
     return problems
 
 
-def _check_link(article: Article, target: str, root: Path, by_slug: dict[str, Article],
-                by_alias: dict[str, Article]) -> str | None:
+def _check_image(image: Path, written: str, root: Path) -> str | None:
+    """Return what is wrong with an image an article shows, or None."""
+    if real_path_inside(image, root) is None:
+        if Path(os.path.abspath(image)).is_relative_to(os.path.abspath(root)):  # a symlink on the way leads out
+            return f"image points outside the articles folder: {written} (to {os.path.realpath(image)})"
+        return f"image not found in the articles folder: {written}"
+    if not image.is_file():
+        return f"image not found in the articles folder: {written}"
+    return None
+
+
+def _check_link(article: Article, target: str, by_slug: dict[str, Article], by_alias: dict[str, Article],
+                unparsed: _Unparsed) -> str | None:
     """Return what is wrong with a link to another article or section, or None."""
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
@@ -134,12 +159,12 @@ def _check_link(article: Article, target: str, root: Path, by_slug: dict[str, Ar
         slug = path.removeprefix("/articles/").strip("/")
         linked = by_slug.get(slug) or by_alias.get(slug)
         if linked is None:
-            return f"link to a missing article: {target}"
+            return None if slug in unparsed.slugs else f"link to a missing article: {target}"
     elif path.endswith(".md"):
         file = (article.path.parent / path).resolve()
         linked = next((a for a in by_slug.values() if a.path.resolve() == file), None)
         if linked is None:
-            return f"link to a missing article file: {target}"
+            return None if file in unparsed.files else f"link to a missing article file: {target}"
     elif path:
         return None  # another page of the site, or a file: not an article link
     if anchor and linked is not None and linked.section(anchor) is None:

@@ -10,18 +10,22 @@ dot product (well under a millisecond).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from whoosh import fields, index
+from whoosh.filedb.filestore import FileStorage
 from whoosh.highlight import ContextFragmenter, HtmlFormatter, highlight
 
 from .analysis import (
@@ -141,13 +145,39 @@ class TermCounts:
 
 def write_whoosh(directory: Path, articles: Sequence[Article], removed: Iterable[str] = (),
                  replace: Iterable[str] = ()) -> None:
-    """Add articles, replace those whose slug is in ``replace``, delete removed slugs."""
+    """Add articles, replace those whose slug is in ``replace``, delete removed slugs.
+
+    ``directory`` may share its files with the published generation by hard links: whoosh names new files
+    with the global ``random``, which a forked or seeded process may repeat, so the names are drawn from a
+    fresh seed, and a file is never opened for writing through a link (see ``_UnlinkingStorage``).
+    """
+    state = random.getstate()
+    random.seed()  # from os.urandom; put back afterwards, for whoever relies on the sequence
+    try:
+        _write_whoosh(directory, articles, removed, replace)
+    finally:
+        random.setstate(state)
+
+
+class _UnlinkingStorage(FileStorage):
+    """A whoosh folder where creating a file replaces any file of that name instead of writing into it."""
+
+    def create_file(self, name: str, excl: bool = False, mode: str = "wb", **kwargs: object) -> Any:
+        if not excl:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._fpath(name))  # break a hard link: the other generation keeps its file
+        return super().create_file(name, excl=excl, mode=mode, **kwargs)
+
+
+def _write_whoosh(directory: Path, articles: Sequence[Article], removed: Iterable[str],
+                  replace: Iterable[str]) -> None:
+    storage = _UnlinkingStorage(str(directory))
     if index.exists_in(str(directory)):
-        ix = index.open_dir(str(directory))
+        ix = storage.open_index()
         writer = ix.writer(limitmb=128)
     else:
         directory.mkdir(parents=True, exist_ok=True)
-        ix = index.create_in(str(directory), schema())
+        ix = storage.create_index(schema())
         # A cold build of many articles is worth two processes (3x faster here, one segment each).
         big = len(articles) >= 500 and (os.cpu_count() or 1) > 1
         writer = ix.writer(limitmb=128, procs=2, multisegment=True) if big else ix.writer(limitmb=128)

@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .articles import Article, Category
+from .articles import Article
+from .broken import BrokenFile, read_errors
+from .folder import Category
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,11 @@ class Library:
     redirects: dict[str, str]  # alias or renamed slug -> current slug
     by_title: list[Article]  # every article by title, sorted once at load
     by_category: dict[str, list[Article]]  # each category's articles by title
+    errors: tuple[BrokenFile, ...] = ()  # files of the folder this generation could not take as they are
 
     @classmethod
     def load(cls, generation: Path) -> Library:
-        """Read a generation's ``articles.json`` and ``site.json``."""
+        """Read a generation's ``articles.json``, ``site.json`` and ``errors.json``."""
         records = json.loads((generation / "articles.json").read_text())
         site = json.loads((generation / "site.json").read_text())
         articles = {slug: Article.from_record(r) for slug, r in records.items()}
@@ -42,7 +45,7 @@ class Library:
         by_category: dict[str, list[Article]] = {}
         for article in by_title:
             by_category.setdefault(article.category, []).append(article)
-        return cls(articles, categories, redirects, by_title, by_category)
+        return cls(articles, categories, redirects, by_title, by_category, read_errors(generation))
 
     def category(self, slug: str) -> Category | None:
         """Return the category with this slug, if any."""

@@ -11,15 +11,8 @@ from pathlib import Path
 import markdown
 import pytest
 
-from search.articles import (
-    ArticleError,
-    heading_anchor,
-    load_article,
-    load_categories,
-    load_corpus,
-    parse_article,
-    split_sections,
-)
+from search.articles import ArticleError, heading_anchor, load_article, parse_article, split_sections
+from search.folder import load_categories, load_corpus
 
 FULL = """\
     ---

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,9 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from search import IndexMissing, SearchEngine, build_index
+from search import ArticleError, IndexMissing, SearchEngine, build_index
+from search.articles import load_article, parse_article
 from search.store import IndexStore
+from tests.conftest import CORPUS
 from tests.fakes import BrokenEmbedder, HashingEmbedder
 
 
@@ -212,3 +218,154 @@ def test_another_model_reembeds_everything(corpus, tmp_path, fake_embedder):
     report = build_index(corpus, tmp_path / "ix", other)
     assert report.dense and report.embedded > 0 and report.added == 12
     assert SearchEngine(tmp_path / "ix", other).search("refund").hits[0].slug == "refund-timescales"
+
+
+TRACK = "orders/track-your-order.md"
+
+
+def _break(corpus: Path, rel: str = TRACK) -> str:
+    """Leave a published article's tags list unclosed, as an editor's typo would; return the good text."""
+    path = corpus / rel
+    good = path.read_text()
+    path.write_text(good.replace("tags: [tracking, delivery]", "tags: [tracking, delivery").replace(
+        "Every order gets a tracking number", "Every order gets a parcel code"))
+    return good
+
+
+def test_broken_revision_keeps_the_last_good_version(corpus, tmp_path, fake_embedder):
+    """A published article whose new revision does not parse keeps its last good version, vectors and all."""
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    version = dt.datetime.fromtimestamp((corpus / TRACK).stat().st_mtime_ns / 1e9, dt.UTC)
+    dense = {h.slug: h.dense_score for h in SearchEngine(tmp_path / "ix", fake_embedder).search(
+        "every order gets a tracking number as soon as it leaves our warehouse", mode="dense", limit=20).hits}
+    _break(corpus)
+    fake_embedder.encoded.clear()
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert fake_embedder.encoded == []  # carried over row for row: nothing embedded again
+    assert report.articles == first.articles and report.generation != first.generation
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    kept = engine.library.articles["track-your-order"]
+    assert "Every order gets a tracking number" in kept.body and kept.aliases == ("order-tracking",)
+    assert engine.library.resolve("order-tracking") == "track-your-order"
+    assert engine.search("tracking number", mode="lexical").hits[0].slug == "track-your-order"
+    again = {h.slug: h.dense_score for h in engine.search(
+        "every order gets a tracking number as soon as it leaves our warehouse", mode="dense", limit=20).hits}
+    assert again["track-your-order"] == dense["track-your-order"]  # the same vectors
+    [error] = engine.library.errors
+    assert (error.path, error.line, error.slug) == (TRACK, 5, "track-your-order")  # where YAML stopped
+    assert error.message == "invalid YAML front-matter: did not find expected ',' or ']' (while parsing a " \
+                            "flow sequence that starts on line 4)"
+    assert abs(error.served - version) < dt.timedelta(seconds=1)  # the modification time of the good version
+    assert version <= error.since <= dt.datetime.now(dt.UTC)
+    assert [str(e) for e in report.errors] == [str(error)]
+    assert "still serving the version of" in str(error)
+
+
+def test_error_since_is_kept_while_the_file_stays_broken_and_dropped_once_fixed(corpus, tmp_path, fake_embedder):
+    """The error's first-seen time survives rebuilds (also forced ones); fixing the file indexes it normally."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    good = _break(corpus)
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    [before] = SearchEngine(tmp_path / "ix", fake_embedder, pages=True).library.errors
+    path = corpus / TRACK
+    path.write_text(path.read_text().replace("title: Track your order", "title: Track your parcel"))
+    os.utime(path, ns=(time.time_ns() + 10**9,) * 2)
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    build_index(corpus, tmp_path / "ix", fake_embedder, force=True)
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    [after] = engine.library.errors
+    assert (after.since, after.served) == (before.since, before.served)
+    assert engine.library.articles["track-your-order"].title == "Track your order"
+    assert engine.search("tracking number", mode="lexical").hits[0].slug == "track-your-order"
+    path.write_text(good.replace("Every order gets a tracking number", "Every order gets a parcel code"))
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert report.errors == () and report.changed == 1
+    engine.refresh()
+    assert engine.library.errors == ()
+    assert "parcel code" in engine.library.articles["track-your-order"].body
+    assert engine.search("parcel code", mode="lexical").hits[0].slug == "track-your-order"
+
+
+def test_new_file_that_never_parsed_stays_out_with_its_error(corpus, tmp_path, fake_embedder):
+    """A new broken file is not published; its error is recorded with since, kept across rebuilds."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    (corpus / "orders" / "gift-cards.md").write_text("---\ntitle: Gift cards\ntags: [a\n---\nValid 24 months.\n")
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert [str(e) for e in report.errors] and "left out of the index" in str(report.errors[0])
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    [error] = engine.library.errors
+    assert (error.path, error.slug, error.served) == ("orders/gift-cards.md", "gift-cards", None)
+    assert "gift-cards" not in engine.library.articles
+    again = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert again.unchanged and again.generation == report.generation  # nothing new: nothing published
+    (corpus / "orders" / "gift-cards.md").write_text("---\ntitle: Gift cards\n---\nValid 24 months.\n")
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    engine.refresh()
+    assert engine.library.errors == () and "gift-cards" in engine.library.articles
+
+
+def test_every_problem_of_a_broken_file_is_recorded(corpus, tmp_path, fake_embedder):
+    """A file with several problems has each recorded, with its line and field."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    path = corpus / TRACK
+    path.write_text(path.read_text().replace("title: Track your order\n", "").replace(
+        "tags: [tracking, delivery]", "tags: tracking").replace("updated: 2026-11-01", "updated: 2026-13-01"))
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    errors = SearchEngine(tmp_path / "ix", fake_embedder, pages=True).library.errors
+    assert sorted((e.line, e.field) for e in errors) == [(1, "title"), (3, "tags"), (9, "updated")]
+    assert {e.served is not None for e in errors} == {True}
+
+
+def test_a_build_that_only_records_errors_is_not_unchanged(corpus, tmp_path, fake_embedder):
+    """Publishing a generation for a new error is a change (kb index does not say 'nothing to do')."""
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    _break(corpus)
+    report = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert report.generation != first.generation and not report.unchanged
+    assert build_index(corpus, tmp_path / "ix", fake_embedder).unchanged
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 400), st.sampled_from(list("[]{}:,'\"\n -#&*!|>%@\t")),
+                                st.booleans()), min_size=1, max_size=4))
+def test_any_typo_in_a_published_article_keeps_it_on_the_site(corpus, tmp_path, fake_embedder, edits):
+    """Whatever an editor's typo does to the front-matter, the article is either the new valid version or the
+    last good one, with its alias, and a recorded error; it never just disappears."""
+    index = tmp_path / "ix"
+    path = corpus / TRACK
+    good = (CORPUS / TRACK).read_text()
+    path.write_text(good)
+    build_index(corpus, index, fake_embedder)
+    end = good.index("\n---", 3)
+    text = good
+    for position, char, delete in edits:  # insert or delete characters inside the front-matter
+        at = 4 + position % (end - 4)
+        text = text[:at] + ("" if delete else char) + text[at + delete:]
+    path.write_text(text)
+    build_index(corpus, index, fake_embedder)
+    library = SearchEngine(index, fake_embedder, pages=True).library
+    try:
+        new = load_article(path, corpus)
+    except ArticleError:
+        kept = library.articles["track-your-order"]
+        assert kept.body == parse_article(good, path).body and library.resolve("order-tracking") == kept.slug
+        assert library.errors and {e.path for e in library.errors} == {TRACK}
+    else:
+        assert library.errors == ()
+        if not new.draft:
+            assert library.articles[new.slug].record() == new.record(corpus) | {"path": TRACK}
+
+
+def test_a_repeated_random_state_never_corrupts_the_published_generation(corpus, tmp_path, fake_embedder):
+    """Generations share whoosh files by hard links: a build whose process repeats its random state (a fork,
+    a seeded test) must still write new files, never into the published generation's."""
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    path = corpus / "shipping" / "contact-us.md"
+    for n in range(4):
+        path.write_text(path.read_text().replace("Opening hours", f"Opening hours {n}", 1))
+        random.seed(0)
+        build_index(corpus, tmp_path / "ix", fake_embedder)
+        published = IndexStore(tmp_path / "ix").current()  # checks every file against the manifest
+        engine = SearchEngine(tmp_path / "ix", fake_embedder)
+        assert engine.generation == published.name
+        assert engine.search("refund", mode="lexical").hits[0].slug == "refund-timescales"

@@ -175,3 +175,43 @@ def test_links_inside_code_blocks_are_not_checked(tmp_path):
     """A link shown as an example inside a fenced code block is not a broken link; one after it is."""
     article(tmp_path, "orders/a.md", "A", "```markdown\n[x](/articles/example)\n```\n[y](/articles/gone)\n")
     assert found(tmp_path) == [("a.md", 8, "link to a missing article: /articles/gone", "error")]
+
+
+def test_every_error_of_a_file_is_reported_with_line_and_field(tmp_path):
+    """A wrong type on tags, a missing title and a bad date in one file are three problems, each located."""
+    write(tmp_path, "a/three.md", "---\nsummary: s\ntags: oops\nupdated: 2026-13-45\ndraft: maybe\n---\nbody\n")
+    write(tmp_path, "a/two.md", "---\ntitle: T\nsummary: s\naliases: [Not A Slug, 'also bad']\n---\nbody\n")
+    write(tmp_path, "a/quoted.md", "---\ntitle: T\nsummary: s\nupdated: '30/02/2026'\nslug: Bad\n---\nbody\n")
+    assert found(tmp_path) == [
+        ("quoted.md", 4, "updated: '30/02/2026' is not a date (use YYYY-MM-DD)", "error"),
+        ("quoted.md", 5, "slug: 'Bad' must be lowercase letters, digits and hyphens", "error"),
+        ("three.md", 1, "title: is required", "error"),
+        ("three.md", 3, "tags: must be a list, not str", "error"),
+        ("three.md", 4, "updated: not a real date (month must be in 1..12)", "error"),
+        ("three.md", 5, "draft: must be true or false, not str", "error"),
+        ("two.md", 4, "aliases: 'Not A Slug' is not a valid slug", "error"),
+        ("two.md", 4, "aliases: 'also bad' is not a valid slug", "error"),
+    ]
+
+
+def test_yaml_syntax_error_is_one_problem(tmp_path):
+    """A file whose front-matter is not YAML at all gives one problem, at the line YAML stopped."""
+    write(tmp_path, "a/bad.md", "---\ntitle: T\nsummary: s\ntags: [a, b\nupdated: 2026-01-01\n---\nbody\n")
+    [(name, line, message, _)] = found(tmp_path)
+    assert name == "bad.md" and line > 1 and message.startswith("invalid YAML front-matter")
+
+
+def test_a_file_that_only_failed_to_parse_causes_no_follow_on_errors(clean):
+    """Links and related slugs naming an article that failed to parse are not reported as broken."""
+    write(clean, "orders/broken.md", "---\ntitle: Broken\nslug: fixed-slug\naliases: [old-one]\ntags: x\n---\n"
+          "## Part\nbody\n")
+    write(clean, "orders/no-yaml.md", "---\ntitle: [unclosed\nsummary: s\n---\nbody\n")
+    write(clean, "orders/sluggish.md", "---\ntitle: [unclosed\nslug: slow-one\n---\nbody\n")
+    article(clean, "orders/linker.md", "Linker",
+            "[a](/articles/fixed-slug) [b](broken.md) [c](/articles/no-yaml#part) [d](no-yaml.md)\n"
+            "[e](/articles/slow-one) [f](/articles/old-one)\n[g](/articles/gone)\n",
+            related="[fixed-slug, no-yaml, slow-one]")
+    problems = found(clean)
+    assert [p for p in problems if p[0] == "linker.md"] == [
+        ("linker.md", 8, "link to a missing article: /articles/gone", "error")]
+    assert {p[0] for p in problems} == {"linker.md", "broken.md", "no-yaml.md", "sluggish.md"}

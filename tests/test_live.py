@@ -76,3 +76,52 @@ def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
             return "Returns within 60 days" in response.read().decode()
 
     assert wait_for(shows, timeout=10)
+
+
+def test_watcher_keeps_a_broken_article_live_until_it_is_fixed(site, corpus):
+    """Through the watcher: a typo keeps the last good page up and shows in /readyz; the fix goes live."""
+    site.config["RELOAD_INTERVAL"] = 0.2
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, args=(site, stop), daemon=True)
+    thread.start()
+    client = site.test_client()
+    try:
+        path = corpus / "returns" / "return-policy.md"
+        good = path.read_text()
+        path.write_text(good.replace("tags: [returns]", "tags: [returns").replace("30 days of", "60 days of"))
+        assert wait_for(lambda: client.get("/readyz").get_json()["articles"]["errors"])
+        page = client.get("/articles/return-policy")
+        assert page.status_code == 200 and "within 30 days of delivery" in page.get_data(as_text=True)
+        path.write_text(good.replace("30 days of", "60 days of"))
+        assert wait_for(lambda: "within 60 days of" in client.get("/articles/return-policy").get_data(as_text=True))
+        assert client.get("/readyz").get_json()["articles"]["errors"] == []
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_kb_serve_keeps_a_broken_article_live(served, corpus):
+    """kb serve as users run it: a typo keeps the page and its alias up, /readyz says why, the fix goes live."""
+    import json
+
+    base, _ = served
+    path = corpus / "orders" / "track-your-order.md"
+    good = path.read_text()
+    path.write_text(good.replace("aliases: [order-tracking]", "aliases: [order-tracking").replace(
+        "leaves our warehouse", "is packed"))
+
+    def errors() -> list:
+        with urllib.request.urlopen(base + "/readyz") as response:
+            return json.loads(response.read())["articles"]["errors"]
+
+    assert wait_for(errors, timeout=20)  # the machine may be busy: a rebuild is a spawned process
+    with urllib.request.urlopen(base + "/articles/order-tracking") as response:  # the alias, redirected
+        assert response.url.endswith("/articles/track-your-order") and "leaves our warehouse" in response.read(
+        ).decode()
+    path.write_text(good.replace("leaves our warehouse", "is packed"))
+
+    def fixed() -> bool:
+        with urllib.request.urlopen(base + "/articles/track-your-order") as response:
+            return "is packed" in response.read().decode()
+
+    assert wait_for(fixed, timeout=20) and errors() == []

@@ -227,3 +227,58 @@ def test_links_to_article_files_open_their_pages(tmp_path, corpus, fake_embedder
     html = client.get("/articles/return-policy").get_data(as_text=True)
     assert 'href="/articles/refund-timescales#how-long"' in html and 'href="/articles/cancel-an-order"' in html
     assert client.get("/articles/cancel-an-order").headers["Location"] == "/articles/cancelling"
+
+
+def test_broken_revision_keeps_serving_and_is_shown_to_staff(any_db_site, corpus, fake_embedder):
+    """A typo in a live article: the page, its alias and search still work; /readyz and the dashboard say why."""
+    from pathlib import Path
+
+    from search import build_index
+    from tests.test_staff import signed_in
+
+    index = Path(any_db_site.instance_path) / "index"
+    client = any_db_site.test_client()
+    path = corpus / "orders" / "track-your-order.md"
+    good = path.read_text()
+    path.write_text(good.replace("tags: [tracking, delivery]", "tags: [tracking, delivery").replace(
+        "as soon as it leaves our warehouse", "when it is packed"))
+    build_index(corpus, index, fake_embedder)
+    page = client.get("/articles/track-your-order")
+    assert page.status_code == 200 and "as soon as it leaves our warehouse" in page.get_data(as_text=True)
+    assert client.get("/articles/order-tracking").headers["Location"] == "/articles/track-your-order"
+    assert 'href="/articles/track-your-order' in client.get("/search?q=tracking+number").get_data(as_text=True)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200  # the site serves: readiness stays up
+    [error] = ready.get_json()["articles"]["errors"]
+    assert (error["file"], error["line"], error["field"], error["slug"]) == (
+        "orders/track-your-order.md", 5, None, "track-your-order")
+    assert error["message"].startswith("invalid YAML front-matter") and error["since"] and error["serving"]
+    editor = signed_in(any_db_site, "editor")
+    html = editor.get("/staff/").get_data(as_text=True)
+    panel = html[html.index('id="article-errors"'):]
+    panel = panel[:panel.index("</section>")]
+    assert "Articles with errors" in panel and "orders/track-your-order.md" in panel and "Line 5" in panel
+    assert "invalid YAML front-matter" in panel and "still serving the version of" in panel.lower()
+    assert "since" in panel.lower() and "<time datetime=\"" in panel
+    path.write_text(good.replace("as soon as it leaves our warehouse", "when it is packed"))
+    build_index(corpus, index, fake_embedder)
+    assert "when it is packed" in client.get("/articles/track-your-order").get_data(as_text=True)
+    assert client.get("/readyz").get_json()["articles"]["errors"] == []
+    assert 'id="article-errors"' not in editor.get("/staff/").get_data(as_text=True)
+
+
+def test_article_errors_panel_shows_front_matter_as_text(site, corpus, fake_embedder):
+    """Error messages quote what editors wrote: the panel shows it as text, never as markup."""
+    from pathlib import Path
+
+    from search import build_index
+    from tests.test_staff import signed_in
+
+    (corpus / "orders" / "x.md").write_text('---\ntitle: X\nslug: "<script>alert(1)</script>"\n'
+                                            'updated: "<img src=x onerror=alert(2)>"\n---\nBody\n')
+    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
+    html = signed_in(site, "admin").get("/staff/").get_data(as_text=True)
+    panel = html[html.index('id="article-errors"'):]
+    assert "&#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39; must be lowercase" in panel
+    assert "&lt;img src=x onerror=alert(2)&gt;" in panel
+    assert "<script>alert" not in html and "<img src=x" not in html

@@ -22,8 +22,13 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Answer 200 when the database answers, the index is open and search is ready (or says it falls back)."""
+    """Answer 200 when the database answers, the index is open and search is ready (or says it falls back).
+
+    Broken article files are listed under ``articles.errors`` but do not make the site unready: it serves
+    the last good version of each, or leaves out files that never parsed.
+    """
     checks: dict[str, str] = {}
+    articles: dict[str, object] = {"errors": []}
     ready = True
     try:
         with db.database().engine.connect() as connection:
@@ -35,6 +40,7 @@ def readyz() -> Response:
     try:
         engine = service().engine()
         checks["index"] = f"{engine.generation} ({engine.articles} articles)"
+        articles["errors"] = [e.record() for e in engine.library.errors]
         embedder = engine.embedder
         if embedder is None:
             checks["search"] = "lexical only (no embedding model configured)"
@@ -48,7 +54,7 @@ def readyz() -> Response:
     except (IndexMissing, IndexCorrupt) as exc:
         checks["index"] = f"unavailable: {exc}"
         ready = False
-    response = jsonify({"status": "ready" if ready else "not ready", "checks": checks})
+    response = jsonify({"status": "ready" if ready else "not ready", "checks": checks, "articles": articles})
     response.status_code = 200 if ready else 503
     if not ready:
         response.headers["Retry-After"] = "5"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
@@ -14,7 +13,7 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_from_directory,
+    send_file,
     session,
     url_for,
 )
@@ -22,7 +21,7 @@ from flask import (
 from search import Article, Library
 
 from .. import stats, visitors
-from ..content import MEDIA_TYPES, page
+from ..content import media_file, page
 from ..errors import NotFound
 from ..models import REASONS
 from . import absolute, current_slug, engine, library
@@ -99,11 +98,12 @@ def article(slug: str) -> Response | str:
 
 @bp.get("/media/<path:filename>")
 def media(filename: str) -> Response:
-    """Serve an image that sits next to the articles."""
-    if Path(filename).suffix.lower() not in MEDIA_TYPES:
+    """Serve an image that sits next to the articles (never one a symlink leads outside the folder)."""
+    found = media_file(current_app.config["ARTICLES_DIR"], filename)
+    if found is None:
         abort(404)
-    response = send_from_directory(Path(current_app.config["ARTICLES_DIR"]).resolve(), filename, max_age=3600)
-    if filename.lower().endswith(".svg"):  # an SVG opened directly must not run scripts
+    response = send_file(found, max_age=3600)
+    if found.suffix.lower() == ".svg":  # an SVG opened directly must not run scripts
         response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
     return response
 

@@ -134,7 +134,7 @@ def home() -> Response | str:
     overview, tables = dashboard_tables(days)
     chart = bar_chart(tables["searches_per_day"], "day", "searches", title=f"Searches per day, last {days} days")
     return render_template("staff/dashboard.html", days=days, periods=PERIODS, overview=overview, tables=tables,
-                           titles=TABLES, chart=chart)
+                           titles=TABLES, chart=chart, article_errors=library().errors)
 
 
 @bp.get("/dashboard.csv")
