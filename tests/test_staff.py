@@ -374,3 +374,61 @@ def test_staff_pages_are_private(site, role):
     response = client.get("/staff/links")
     assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Robots-Tag"] == "noindex"
     assert "Still need help?" not in response.get_data(as_text=True)  # the customers' footer link
+
+
+# --- downloads: CSV formula injection, file names -------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://evil.example")', "+SUM(1,2)", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|'/C calc'!A0",
+            "\t=1+1", "\r=1+1"]
+DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_dashboard_csv_neutralises_formulas_and_keeps_numbers(any_db_site):
+    """Queries and comments that start like a formula come out quoted (OWASP); numbers, negative ones too, stay."""
+    editor = signed_in(any_db_site, "editor")
+    for query in FORMULAS[:4]:  # through the real search page: zero results, so a content gap
+        assert editor.get("/search", query_string={"q": query}).status_code == 200
+    token = csrf_token(editor, "/articles/return-policy")
+    for comment in ("=1+1 looks odd", "@SUM(1+1)"):
+        editor.post("/articles/return-policy/feedback", data={"helpful": "no", "comment": comment,
+                                                              "csrf_token": token})
+    from kb_site.views import library
+
+    with any_db_site.test_request_context():
+        current = library().articles["refund-timescales"].content_hash
+    with any_db_site.app_context(), database().session() as s:
+        # The search page strips leading tabs and CRs; events stored by any other path keep them.
+        for query in FORMULAS[4:]:
+            s.add(Event(visit="v", visitor="p", kind="search", query=query, results=0))
+        # An edit that made an article worse: change_points is a real negative number.
+        for i, (rev, ok) in enumerate([("old", True), ("old", True), ("old", True), (current, False)]):
+            s.add(Vote(visitor=f"w{i}", slug="refund-timescales", helpful=ok, revision=rev,
+                       created_at=NOW - dt.timedelta(days=5 - i), updated_at=NOW - dt.timedelta(days=20)))
+    from kb_site.views.staff import TABLES
+
+    cells: list[str] = []
+    tables = {}
+    for name in TABLES:
+        response = editor.get(f"/staff/dashboard.csv?table={name}&days=7")
+        assert response.status_code == 200, name
+        tables[name] = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+        cells += [cell for row in tables[name] for cell in row.values()] + list(tables[name][0] if tables[name] else [])
+    # The only cell that starts with one of the characters is a number we wrote: the edit's -100 points.
+    assert [c for c in cells if c.startswith(DANGEROUS)] == ["-100"]
+    queries = {row["query"] for row in tables["top_queries"]}
+    assert queries == {"'" + query.lower() for query in FORMULAS}
+    comments = next(r["comments"] for r in tables["helpfulness"] if r["article"] == "return-policy")
+    assert comments.startswith("'@SUM(1+1)") or comments.startswith("'=1+1")
+    [revision] = [r for r in tables["revisions"] if r["article"] == "refund-timescales"]
+    assert revision["change_points"] == "-100" and revision["verdict"] == "worse"
+    assert {r["query"]: r["searches"] for r in tables["top_queries"]}["'" + FORMULAS[0].lower()] == "1"
+
+
+@pytest.mark.parametrize("value, cell", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@A1", "'@A1"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"),
+    ("plain", "plain"), ("a=1", "a=1"), ("", ""), (-3, -3), (2.5, 2.5), (-0.5, -0.5), (None, None)])
+def test_safe_cell_quotes_strings_that_start_like_a_formula(value, cell):
+    """Strings that a spreadsheet would run get a leading quote; numbers (negative too) stay numbers."""
+    from kb_site.staff.downloads import safe_cell
+
+    assert safe_cell(value) == cell

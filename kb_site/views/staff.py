@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +19,7 @@ from .. import db
 from ..models import DeliveryAttempt, Event, Outbox, Ticket, TicketChange, aware, utcnow
 from ..staff import ACCESS, analytics, authenticate, current_staff, sign_in, sign_out, staff_required
 from ..staff.charts import bar_chart
+from ..staff.downloads import attachment, csv_attachment
 from ..tickets import worker
 from . import absolute, engine, library
 
@@ -145,15 +144,7 @@ def dashboard_csv() -> Response:
     if name not in TABLES:
         abort(404, f"There is no table called '{name}'.")
     days = _days()
-    rows = dashboard_tables(days)[1][name]
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    response = Response(out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{days}d.csv"'
-    return response
+    return csv_attachment(dashboard_tables(days)[1][name], f"{name}-{days}d.csv")
 
 
 def article_stub(query: str, category: str, searches: int, today: dt.date) -> str:
@@ -196,9 +187,7 @@ def stub() -> Response | str:
     text = article_stub(query, category, int(searches), dt.date.today())
     slug = "-".join("".join(c if c.isalnum() else " " for c in query.lower()).split())[:60] or "new-article"
     if request.args.get("download"):
-        response = Response(text, mimetype="text/markdown")
-        response.headers["Content-Disposition"] = f'attachment; filename="{slug}.md"'
-        return response
+        return attachment(text, f"{slug}.md", "text/markdown")
     return render_template("staff/stub.html", query=query, text=text, filename=f"articles/{category}/{slug}.md",
                            similar=hits)
 
