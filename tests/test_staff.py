@@ -432,3 +432,68 @@ def test_safe_cell_quotes_strings_that_start_like_a_formula(value, cell):
     from kb_site.staff.downloads import safe_cell
 
     assert safe_cell(value) == cell
+
+
+def test_stub_download_names_any_query(site):
+    """A stub for a non-Latin-1 query downloads with an ASCII name and the real one in RFC 5987 filename*."""
+    from werkzeug.http import parse_options_header
+
+    editor = signed_in(site, "editor")
+    for query, ascii_name, real_name in [("zwrot pieniędzy", "zwrot-pieniedzy.md", "zwrot-pieniędzy.md"),
+                                         ("返品 送料", "download.md", "返品-送料.md"),
+                                         ('a "quoted"; name', "a-quoted-name.md", "a-quoted-name.md")]:
+        response = editor.get("/staff/gaps/stub", query_string={"q": query, "download": "1"})
+        assert response.status_code == 200, query
+        disposition = response.headers["Content-Disposition"]
+        kind, options = parse_options_header(disposition)
+        assert kind == "attachment" and disposition.isascii()
+        assert re.search(r'filename="([^"]+)"', disposition).group(1) == ascii_name
+        assert options["filename"] == real_name  # werkzeug prefers filename* (RFC 5987) when it is there
+        assert f'"{query}"' in response.get_data(as_text=True) or "quoted" in query
+
+
+BAD_NUMBERS = ["/staff/tickets?page=9223372036854775808", "/staff/tickets?page=-1", "/staff/tickets?page=0",
+               "/staff/tickets?page=1e3", "/staff/tickets?page=%EF%BC%91", "/staff/tickets?page=10001",
+               "/staff/?days=99999999999999999999", "/staff/?days=-7", "/staff/?days=x", "/staff/?days=8",
+               "/staff/dashboard.csv?table=top_queries&days=18446744073709551616"]
+
+
+def test_integer_arguments_are_bounded(any_db_site):
+    """Huge, negative or malformed numbers are a 400 that says what is allowed, never a server error."""
+    admin = signed_in(any_db_site, "admin")
+    for url in BAD_NUMBERS:
+        response = admin.get(url)
+        assert response.status_code == 400, (url, response.status_code)
+        page = response.get_data(as_text=True)
+        assert "whole number between" in page or "one of 7, 30, 90" in page, url
+        assert admin.get(url.split("?")[0] + "?page=10000&days=7&table=top_queries").status_code == 200
+
+
+UNSAFE_NEXT = ["/staff/tickets/%0A", "/staff/tickets/%0D%0ASet-Cookie:x=1", "/staff/%00", "/staff/%09",
+               "/staff/%E2%80%A8", "/staff/%C2%85", "/staff/../admin", "/staff/./x/../../admin", "/staffevil",
+               "/staff//evil.example", "/staff/%2F%2Fevil.example", "/staff/%5Cevil.example", "/staff/ x"]
+
+
+def test_sign_in_redirects_only_to_plain_staff_paths(site):
+    """A next= with control characters, line breaks, dot segments or another host goes to the staff home."""
+    staff(site, "ed@shop.example", "editor")
+    for target in UNSAFE_NEXT:
+        client = site.test_client()
+        response = client.post(f"/staff/login?next={target}", data={
+            "email": "ed@shop.example", "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/login")})
+        assert response.status_code == 302, target
+        assert response.headers["Location"] == "/staff/", target
+
+
+def test_sign_in_keeps_a_plain_staff_target(site):
+    """The page asked for before signing in, query and non-ASCII characters included, is where you land."""
+    staff(site, "ed@shop.example", "editor")
+    client = site.test_client()
+    first = client.get("/staff/gaps/stub?q=zwrot+pieni%C4%99dzy")
+    assert first.status_code == 302
+    login = client.get(first.headers["Location"])
+    action = re.search(r'<form class="contact-form" method="post" action="([^"]+)"', login.get_data(as_text=True))
+    response = client.post(action.group(1).replace("&amp;", "&"), data={
+        "email": "ed@shop.example", "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/login")})
+    assert response.headers["Location"] == "/staff/gaps/stub?q=zwrot+pieni%C4%99dzy"
+    assert client.get(response.headers["Location"]).status_code == 200

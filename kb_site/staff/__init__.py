@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import posixpath
+import re
 import secrets
 import time
+import unicodedata
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +17,10 @@ from flask import abort, current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.urls import iri_to_uri
 
 from .. import db
+from ..errors import KBError
 from ..models import ROLES, StaffUser, utcnow
 
 # What each role may open. Admins may open everything.
@@ -24,6 +30,9 @@ ACCESS = {
     "links": ("editor", "support", "admin"),
 }
 MIN_PASSWORD = 12
+MAX_INT_ARG = 10_000  # no staff page has more pages, days or rows than this
+# A plain local staff path: /staff, /staff/... or /staff?..., only URL characters, no backslash.
+_STAFF_PATH = re.compile(r"/staff(?:[/?][A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)?")
 _DUMMY_HASH = generate_password_hash("timing-equaliser")  # checked when the email is unknown
 
 
@@ -109,6 +118,44 @@ def current_staff() -> StaffUser | None:
         session["staff"] = {**data, "seen": now}
     g.staff_user = user
     return user
+
+
+def int_arg(name: str, default: int, low: int = 1, high: int = MAX_INT_ARG,
+            choices: tuple[int, ...] | None = None) -> int:
+    """Return an integer query argument, or answer 400 saying what is allowed (never a number too big for SQL)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    # int() accepts "+5", " 5" and "\uff15" (a full-width 5); a page number is plain ASCII digits.
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+    if choices is not None:
+        if value not in choices:
+            raise KBError(f"{name} must be one of {', '.join(map(str, choices))}.")
+        return value  # type: ignore[return-value]
+    if value is None or not low <= value <= high:
+        raise KBError(f"{name} must be a whole number between {low} and {high:,}.")
+    return value
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return ``target`` if it is a plain local /staff path to go to after signing in, else None.
+
+    Refused: other hosts (//x, /\\x, schemes), control characters and Unicode line breaks (a Location
+    header must never break), whitespace, and dot segments that would climb out of /staff.
+    """
+    if not target or len(target) > 2000:
+        return None
+    if any(unicodedata.category(c)[0] in "CZ" for c in target):  # controls, format, line/paragraph separators
+        return None
+    target = iri_to_uri(target)  # non-ASCII letters (a query in Polish) become %-escapes
+    if not _STAFF_PATH.fullmatch(target):
+        return None
+    path = target.split("?", 1)[0]
+    decoded = urllib.parse.unquote(path)
+    if "//" in decoded or "\\" in decoded or posixpath.normpath(decoded) != decoded.rstrip("/") or \
+            any(unicodedata.category(c)[0] in "CZ" for c in decoded):
+        return None
+    return target
 
 
 def staff_required(area: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

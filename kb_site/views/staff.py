@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -17,7 +16,17 @@ from search.analysis import clean_query
 
 from .. import db
 from ..models import DeliveryAttempt, Event, Outbox, Ticket, TicketChange, aware, utcnow
-from ..staff import ACCESS, analytics, authenticate, current_staff, sign_in, sign_out, staff_required
+from ..staff import (
+    ACCESS,
+    analytics,
+    authenticate,
+    current_staff,
+    int_arg,
+    safe_next,
+    sign_in,
+    sign_out,
+    staff_required,
+)
 from ..staff.charts import bar_chart
 from ..staff.downloads import attachment, csv_attachment
 from ..tickets import worker
@@ -58,13 +67,6 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
 
 
-def _safe_next(target: str | None) -> str:
-    """Return a local path to go to after signing in (never another site)."""
-    if target and target.startswith("/staff") and not urlsplit(target).netloc and "\\" not in target:
-        return target
-    return url_for("staff.home")
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | str:
     """Sign in with email and password."""
@@ -76,12 +78,13 @@ def login() -> Response | str:
         if user is not None:
             sign_in(user)
             s.commit()
-            return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+            return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))  # type: ignore
         error = "That email and password don't match an account."
         current_app.logger.warning("failed staff sign-in for %r", (form.email.data or "")[:80])
     expired = request.args.get("expired") == "1"
     status = 401 if error or (request.method == "POST" and form.errors) else 200
-    return render_template("staff/login.html", form=form, error=error, expired=expired), status  # type: ignore
+    return render_template("staff/login.html", form=form, error=error, expired=expired,  # type: ignore
+                           next=safe_next(request.args.get("next"))), status
 
 
 @bp.post("/logout")
@@ -93,11 +96,7 @@ def logout() -> Response:
 
 
 def _days() -> int:
-    try:
-        days = int(request.args.get("days", "30"))
-    except ValueError:
-        days = 30
-    return days if days in PERIODS else 30
+    return int_arg("days", 30, choices=PERIODS)
 
 
 def dashboard_tables(days: int) -> tuple[analytics.Overview, dict[str, list[dict[str, Any]]]]:
@@ -199,10 +198,7 @@ def tickets() -> str:
     status = request.args.get("status") or None
     topic = request.args.get("topic") or None
     delivery = request.args.get("delivery") or None
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = int_arg("page", 1)
     query = select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
     if status:
         query = query.where(Ticket.status == status)
