@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from search.analysis import clean_query
 
@@ -18,8 +18,10 @@ from .. import db
 from ..models import DeliveryAttempt, Event, Outbox, Ticket, TicketChange, aware, utcnow
 from ..staff import (
     ACCESS,
+    MIN_PASSWORD,
     analytics,
     authenticate,
+    change_password,
     current_staff,
     int_arg,
     safe_next,
@@ -67,6 +69,19 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
 
 
+class PasswordForm(FlaskForm):
+    class Meta:
+        csrf = False  # CSRFProtect checks every POST
+
+    current_password = PasswordField("Current password", validators=[DataRequired("Enter your current password.")])
+    new_password = PasswordField("New password", validators=[
+        DataRequired("Choose a new password."),
+        Length(min=MIN_PASSWORD, message=f"The new password must have at least {MIN_PASSWORD} characters.")],
+        description=f"At least {MIN_PASSWORD} characters. A few unrelated words are easy to type and hard to guess.")
+    confirm = PasswordField("New password again", validators=[
+        DataRequired("Type the new password again."), EqualTo("new_password", "The two new passwords don't match.")])
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | str:
     """Sign in with email and password."""
@@ -76,7 +91,7 @@ def login() -> Response | str:
         s = db.session()
         user = authenticate(s, form.email.data or "", form.password.data or "")
         if user is not None:
-            sign_in(user)
+            sign_in(s, user)
             s.commit()
             return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))  # type: ignore
         error = "That email and password don't match an account."
@@ -85,6 +100,28 @@ def login() -> Response | str:
     status = 401 if error or (request.method == "POST" and form.errors) else 200
     return render_template("staff/login.html", form=form, error=error, expired=expired,  # type: ignore
                            next=safe_next(request.args.get("next"))), status
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@staff_required("account")
+def password() -> Response | str:
+    """Change your own password: every session of the account ends, and you carry on in a fresh one."""
+    form = PasswordForm()
+    user = current_staff()
+    assert user is not None
+    error = None
+    if request.method == "POST" and form.validate():
+        s = db.session()
+        if authenticate(s, user.email, form.current_password.data or "") is None:
+            error = "Your current password is not right."
+        else:
+            change_password(s, user, form.new_password.data or "")
+            sign_in(s, user)
+            s.commit()
+            flash("Your password is changed. Every other session of your account is signed out.", "staff")
+            return redirect(url_for("staff.home"))  # type: ignore[return-value]
+    status = 400 if request.method == "POST" else 200
+    return render_template("staff/password.html", form=form, error=error), status  # type: ignore[return-value]
 
 
 @bp.post("/logout")
