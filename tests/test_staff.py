@@ -625,6 +625,22 @@ def test_integer_arguments_are_bounded(any_db_site):
         assert admin.get(url.split("?")[0] + "?page=10000&days=7&table=top_queries").status_code == 200
 
 
+def test_odd_filters_references_and_emails_are_refused_not_failed(any_db_site):
+    """A NUL or a stranger in a filter, a reference or a sign-in email is a 400/404/401, not a database error."""
+    admin = signed_in(any_db_site, "admin")
+    for url in ("/staff/tickets?status=%00", "/staff/tickets?status=closed", "/staff/tickets?topic=%00",
+                "/staff/tickets?topic=a%0Ab", "/staff/tickets?delivery=lost"):
+        response = admin.get(url)
+        assert response.status_code == 400 and "must be" in response.get_data(as_text=True), url
+    assert admin.get("/staff/tickets?status=open&topic=returns&delivery=dead").status_code == 200
+    assert admin.get("/staff/tickets/KB-%00").status_code == 404
+    assert admin.get("/staff/tickets/" + "A" * 40).status_code == 404
+    client = any_db_site.test_client()
+    response = client.post("/staff/login", data={"email": "ed\x00@shop.example", "password": "x",
+                                                 "csrf_token": csrf_token(client, "/staff/login")})
+    assert response.status_code == 401
+
+
 UNSAFE_NEXT = ["/staff/tickets/%0A", "/staff/tickets/%0D%0ASet-Cookie:x=1", "/staff/%00", "/staff/%09",
                "/staff/%E2%80%A8", "/staff/%C2%85", "/staff/../admin", "/staff/./x/../../admin", "/staffevil",
                "/staff//evil.example", "/staff/%2F%2Fevil.example", "/staff/%5Cevil.example", "/staff/ x"]

@@ -32,6 +32,7 @@ ACCESS = {
 }
 MIN_PASSWORD = 12
 SEEN_EVERY = 30  # seconds between two writes of a session's seen_at
+_SLUG = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_INT_ARG = 10_000  # no staff page has more pages, days or rows than this
 # A plain local staff path: /staff, /staff/... or /staff?..., only URL characters, no backslash.
 _STAFF_PATH = re.compile(r"/staff(?:[/?][A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)?")
@@ -70,7 +71,10 @@ def generate_password() -> str:
 
 def authenticate(s: Session, email: str, password: str) -> StaffUser | None:
     """Return the active account with this email and password, taking as long when there is none."""
-    user = s.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    email = email.strip().lower()
+    # No address holds a control character (and PostgreSQL refuses a NUL in a query): no such account.
+    plain = len(email) <= 254 and not any(unicodedata.category(c)[0] == "C" for c in email)
+    user = s.scalar(select(StaffUser).where(StaffUser.email == email)) if plain else None
     if user is None or not user.active:
         check_password_hash(_DUMMY_HASH, password)
         return None
@@ -186,6 +190,22 @@ def int_arg(name: str, default: int, low: int = 1, high: int = MAX_INT_ARG,
         return value  # type: ignore[return-value]
     if value is None or not low <= value <= high:
         raise KBError(f"{name} must be a whole number between {low} and {high:,}.")
+    return value
+
+
+def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
+    """Return a query argument that must be one of ``choices`` (None when absent or empty), or answer 400."""
+    value = request.args.get(name) or None
+    if value is not None and value not in choices:
+        raise KBError(f"{name} must be one of {', '.join(choices)}.")
+    return value
+
+
+def slug_arg(name: str) -> str | None:
+    """Return a query argument that names a category or other slug (letters, digits, dashes), or answer 400."""
+    value = request.args.get(name) or None
+    if value is not None and not _SLUG.fullmatch(value):
+        raise KBError(f"{name} must be a name made of letters, digits and dashes.")
     return value
 
 

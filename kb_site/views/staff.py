@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -22,11 +23,13 @@ from ..staff import (
     analytics,
     authenticate,
     change_password,
+    choice_arg,
     current_staff,
     int_arg,
     safe_next,
     sign_in,
     sign_out,
+    slug_arg,
     staff_required,
 )
 from ..staff.charts import bar_chart
@@ -37,6 +40,8 @@ from . import absolute, engine, library
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PERIODS = (7, 30, 90)
 STATUSES = ("open", "pending", "solved")
+DELIVERY_STATES = ("pending", "sending", "delivered", "dead")
+REFERENCE = re.compile(r"[A-Za-z0-9-]{1,16}")  # what a ticket reference can look like (KB-7Q4M-2K)
 TABLES = {
     "top_queries": "Top queries",
     "zero_result_queries": "Zero-result queries",
@@ -232,9 +237,9 @@ def stub() -> Response | str:
 @staff_required("tickets")
 def tickets() -> str:
     """The ticket queue, filtered by status, topic and delivery state."""
-    status = request.args.get("status") or None
-    topic = request.args.get("topic") or None
-    delivery = request.args.get("delivery") or None
+    status = choice_arg("status", STATUSES)
+    topic = slug_arg("topic")
+    delivery = choice_arg("delivery", DELIVERY_STATES)
     page = int_arg("page", 1)
     query = select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
     if status:
@@ -248,11 +253,14 @@ def tickets() -> str:
     rows = s.execute(query.order_by(Ticket.id.desc()).limit(50).offset((page - 1) * 50)).all()
     counts = dict(s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
     return render_template("staff/tickets.html", rows=rows, total=total, page=page, status=status, topic=topic,
-                           delivery=delivery, statuses=STATUSES, counts=counts, categories=library().categories,
+                           delivery=delivery, statuses=STATUSES, delivery_states=DELIVERY_STATES, counts=counts,
+                           categories=library().categories,
                            aware=aware)
 
 
 def _ticket(reference: str) -> tuple[Ticket, Outbox]:
+    if not REFERENCE.fullmatch(reference):
+        abort(404, "There is no ticket with that reference.")
     row = db.session().execute(select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
                                .where(Ticket.reference == reference.upper())).first()
     if row is None:
