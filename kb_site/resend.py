@@ -37,11 +37,11 @@ from wtforms import Field
 from .errors import KBError, error_response, wants_json
 from .models import REASONS
 
-CONFIRM = ("We haven't sent this yet. It arrived without our security check: the page was open a long time, "
-           "your cookies were cleared, or another website sent it. If you wrote it and still want to send it, "
-           "check it below and press “Yes, send it”. If you didn't write it, leave this page: nothing was sent.")
+CONFIRM = ("We haven't sent it yet: it reached us without our security check, because the page was open a long "
+           "time or because another website sent it. If you wrote it, check it below and press “Yes, send it”. "
+           "If you didn't, leave this page and nothing is sent.")
 STAFF = ("We didn't make that change: the form arrived without our security check, because the page was open "
-         "longer than your session or because another website sent it. Nothing was saved and nothing was kept. "
+         "longer than your session or because another website sent it. Nothing was saved. "
          "Open the page again and make the change there if you still want it.")
 SIGN_IN = ("We didn't sign you in: the sign-in form arrived without our security check, because the page was "
            "open a long time or because another website sent it. Nothing was kept. Open the sign-in page and "
@@ -108,7 +108,8 @@ def csrf_failed() -> Response:
     except KBError:  # the site is starting up: no form to show, say so
         pass
     if confirm is not None:
-        return error_response(400, CONFIRM, "Please check it and send it", confirm=confirm)
+        title = "Send this message?" if confirm["kind"] == "contact" else "Send this feedback?"
+        return error_response(400, CONFIRM, title, confirm=confirm)
     staff = endpoint.startswith("staff.")
     if endpoint == "staff.login":
         from .staff import safe_next

@@ -114,11 +114,10 @@ def password() -> Response | str:
     form = PasswordForm()
     user = current_staff()
     assert user is not None
-    error = None
     if request.method == "POST" and form.validate():
         s = db.session()
         if authenticate(s, user.email, form.current_password.data or "") is None:
-            error = "Your current password is not right."
+            form.current_password.errors = ["Your current password is not right."]
         else:
             change_password(s, user, form.new_password.data or "")
             sign_in(s, user)
@@ -126,7 +125,7 @@ def password() -> Response | str:
             flash("Your password is changed. Every other session of your account is signed out.", "staff")
             return redirect(url_for("staff.home"))  # type: ignore[return-value]
     status = 400 if request.method == "POST" else 200
-    return render_template("staff/password.html", form=form, error=error), status  # type: ignore[return-value]
+    return render_template("staff/password.html", form=form), status  # type: ignore[return-value]
 
 
 @bp.post("/logout")
