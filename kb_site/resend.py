@@ -112,7 +112,7 @@ def csrf_failed() -> Response:
         return error_response(400, CONFIRM, title, confirm=confirm)
     staff = endpoint.startswith("staff.")
     if endpoint == "staff.login":
-        from .staff import safe_next
+        from .staff.arguments import safe_next
 
         link, label, message, title = url_for("staff.login", next=safe_next(request.args.get("next"))), \
             "Go to the sign-in page", SIGN_IN, "Please sign in again"

@@ -5,11 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import posixpath
-import re
 import secrets
 import unicodedata
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +14,8 @@ from flask import abort, current_app, g, redirect, request, session, url_for
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
-from werkzeug.urls import iri_to_uri
 
 from .. import db
-from ..errors import KBError
 from ..models import ROLES, StaffSession, StaffUser, aware, utcnow
 
 # What each role may open. Admins may open everything.
@@ -32,10 +27,6 @@ ACCESS = {
 }
 MIN_PASSWORD = 12
 SEEN_EVERY = 30  # seconds between two writes of a session's seen_at
-_SLUG = re.compile(r"[A-Za-z0-9_-]{1,64}")
-MAX_INT_ARG = 10_000  # no staff page has more pages, days or rows than this
-# A plain local staff path: /staff, /staff/... or /staff?..., only URL characters, no backslash.
-_STAFF_PATH = re.compile(r"/staff(?:[/?][A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)?")
 _DUMMY_HASH = generate_password_hash("timing-equaliser")  # checked when the email is unknown
 
 
@@ -91,7 +82,8 @@ def change_password(s: Session, user: StaffUser, password: str) -> int:
 
 def end_sessions(s: Session, staff_id: int) -> int:
     """Delete every session of an account (each copy of each cookie stops working); return how many."""
-    return int(s.execute(delete(StaffSession).where(StaffSession.staff_id == staff_id)).rowcount or 0)
+    result = s.execute(delete(StaffSession).where(StaffSession.staff_id == staff_id))
+    return int(getattr(result, "rowcount", 0) or 0)  # a DELETE's result is a CursorResult
 
 
 def _digest(token: str) -> str:
@@ -154,6 +146,7 @@ def current_staff() -> StaffUser | None:
         session.pop("staff", None)
         return None
     row, user = found
+    assert isinstance(data, dict)
     now, (idle, longest) = utcnow(), _limits()
     if now - aware(row.seen_at) > idle or now - aware(row.created_at) > longest:
         sign_out()
@@ -176,60 +169,6 @@ def current_staff() -> StaffUser | None:
     return user
 
 
-def int_arg(name: str, default: int, low: int = 1, high: int = MAX_INT_ARG,
-            choices: tuple[int, ...] | None = None) -> int:
-    """Return an integer query argument, or answer 400 saying what is allowed (never a number too big for SQL)."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    # int() accepts "+5", " 5" and "\uff15" (a full-width 5); a page number is plain ASCII digits.
-    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
-    if choices is not None:
-        if value not in choices:
-            raise KBError(f"{name} must be one of {', '.join(map(str, choices))}.")
-        return value  # type: ignore[return-value]
-    if value is None or not low <= value <= high:
-        raise KBError(f"{name} must be a whole number between {low} and {high:,}.")
-    return value
-
-
-def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
-    """Return a query argument that must be one of ``choices`` (None when absent or empty), or answer 400."""
-    value = request.args.get(name) or None
-    if value is not None and value not in choices:
-        raise KBError(f"{name} must be one of {', '.join(choices)}.")
-    return value
-
-
-def slug_arg(name: str) -> str | None:
-    """Return a query argument that names a category or other slug (letters, digits, dashes), or answer 400."""
-    value = request.args.get(name) or None
-    if value is not None and not _SLUG.fullmatch(value):
-        raise KBError(f"{name} must be a name made of letters, digits and dashes.")
-    return value
-
-
-def safe_next(target: str | None) -> str | None:
-    """Return ``target`` if it is a plain local /staff path to go to after signing in, else None.
-
-    Refused: other hosts (//x, /\\x, schemes), control characters and Unicode line breaks (a Location
-    header must never break), whitespace, and dot segments that would climb out of /staff.
-    """
-    if not target or len(target) > 2000:
-        return None
-    if any(unicodedata.category(c)[0] in "CZ" for c in target):  # controls, format, line/paragraph separators
-        return None
-    target = iri_to_uri(target)  # non-ASCII letters (a query in Polish) become %-escapes
-    if not _STAFF_PATH.fullmatch(target):
-        return None
-    path = target.split("?", 1)[0]
-    decoded = urllib.parse.unquote(path)
-    if "//" in decoded or "\\" in decoded or posixpath.normpath(decoded) != decoded.rstrip("/") or \
-            any(unicodedata.category(c)[0] in "CZ" for c in decoded):
-        return None
-    return target
-
-
 def staff_required(area: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Let in staff whose role may open ``area``: others get the login page (anonymous) or 403."""
     roles = ACCESS[area]
@@ -239,8 +178,8 @@ def staff_required(area: str) -> Callable[[Callable[..., Any]], Callable[..., An
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             user = current_staff()
             if user is None:
-                expired = {"expired": 1} if g.get("session_expired") else {}
-                return redirect(url_for("staff.login", next=request.full_path.rstrip("?"), **expired))
+                expired = 1 if g.get("session_expired") else None  # None: left out of the URL
+                return redirect(url_for("staff.login", next=request.full_path.rstrip("?"), expired=expired))
             if user.role not in roles:
                 abort(403, f"Your role ({user.role}) cannot open this page.")
             return view(*args, **kwargs)

@@ -23,15 +23,12 @@ from ..staff import (
     analytics,
     authenticate,
     change_password,
-    choice_arg,
     current_staff,
-    int_arg,
-    safe_next,
     sign_in,
     sign_out,
-    slug_arg,
     staff_required,
 )
+from ..staff.arguments import choice_arg, int_arg, safe_next, slug_arg
 from ..staff.charts import bar_chart
 from ..staff.downloads import attachment, csv_attachment
 from ..tickets import worker
