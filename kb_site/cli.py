@@ -428,6 +428,39 @@ def staff_add_command(email: str, role: str, password_stdin: bool, generate: boo
         click.echo(f"Password (shown once): {password}")
 
 
+@staff_group.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--generate", is_flag=True, help="Generate a new password and print it once.")
+@with_appcontext
+def staff_password_command(email: str, password_stdin: bool, generate: bool) -> None:
+    """Set a staff account's password; every session of the account ends at once."""
+    from sqlalchemy import select
+
+    from .db import database
+    from .models import StaffUser
+    from .staff import StaffError, change_password, generate_password
+
+    email = email.strip().lower()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif generate or not sys.stdin.isatty():
+        password = generate_password()
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with database().session() as s:
+            user = s.scalar(select(StaffUser).where(StaffUser.email == email))
+            if user is None:
+                _fail(f"no staff account for {email}")
+            ended = change_password(s, user, password)
+    except StaffError as exc:
+        _fail(str(exc))
+    click.echo(f"Changed the password of {email}; {ended} session{'s' * (ended != 1)} ended.")
+    if not password_stdin and (generate or not sys.stdin.isatty()):
+        click.echo(f"Password (shown once): {password}")
+
+
 @staff_group.command("list")
 @with_appcontext
 def staff_list_command() -> None:

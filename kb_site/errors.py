@@ -76,12 +76,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Response:
-        # Keep what the visitor typed: the page offers the same form again with a fresh token.
-        fields = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
-        return error_response(400, "Your session expired or the form was sent from another page, so we "
-                              "didn't save it. Nothing was lost: check it below and send it again.",
-                              "Please send that again", resend_fields=fields, resend_to=request.path,
-                              reason=exc.description)
+        from .resend import csrf_failed  # it builds the public forms, which need the views
+
+        log.warning("form without a valid CSRF token on %s %s (%s)", request.method, request.path, exc.description)
+        return csrf_failed()
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -70,23 +70,166 @@ def test_session_cookie_is_httponly_and_samesite_lax(client):
     assert attributes.get("samesite") == "SameSite=Lax", f"session cookie lacks SameSite=Lax: {cookies[0]}"
 
 
-def test_feedback_without_token_offers_a_resend_form_and_stores_nothing(site, client):
-    """A vote without a CSRF token is a readable 400 page that keeps the comment and resends with a fresh token."""
+class Forms(HTMLParser):
+    """Every form of a page with its fields as a browser would send them (visible or hidden, and their values)."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.forms: list[dict] = []
+        self._textarea: tuple[str, list[str]] | None = None
+        self._select: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"method": a.get("method", "get").lower(), "action": a.get("action", ""),
+                               "fields": {}, "hidden": {}, "visible": set()})
+        elif not self.forms:
+            return
+        form = self.forms[-1] if self.forms else None
+        name = a.get("name")
+        if tag == "input" and name and form is not None:
+            kind = a.get("type", "text")
+            if kind in ("radio", "checkbox") and "checked" not in a:
+                form["visible"].add(name)
+                return
+            (form["hidden"] if kind == "hidden" or "hidden" in a else form["fields"])[name] = a.get("value", "")
+            if kind != "hidden" and "hidden" not in a:
+                form["visible"].add(name)
+        elif tag == "textarea" and name:
+            self._textarea = (name, [])
+        elif tag == "select" and name and form is not None:
+            self._select = name
+            form["visible"].add(name)
+        elif tag == "option" and self._select and "selected" in a and form is not None:
+            form["fields"][self._select] = a.get("value", "")
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self._textarea[1].append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea" and self._textarea and self.forms:
+            name, text = self._textarea
+            # A browser drops one line break straight after <textarea> (CRLF read as LF).
+            self.forms[-1]["fields"][name] = "".join(text).replace("\r\n", "\n").removeprefix("\n")
+            self.forms[-1]["visible"].add(name)
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+    def post_forms(self) -> list[dict]:
+        return [f for f in self.forms if f["method"] == "post"]
+
+
+CROSS_SITE = {"Origin": "https://evil.example", "Referer": "https://evil.example/trap.html",
+              "Sec-Fetch-Site": "cross-site"}
+
+
+def test_feedback_without_token_asks_to_confirm_and_stores_nothing_until_then(site, client):
+    """A vote without a token is a 400 page showing the vote as the real, editable widget: sent only on "Yes"."""
     fields = {"helpful": "no", "reason": "unclear", "comment": "Step 2 <b>failed</b> & the label was blank"}
-    response = client.post(FEEDBACK, data=fields)
+    response = client.post(FEEDBACK, data=fields, headers=CROSS_SITE)
     assert response.status_code == 400 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    assert "Please send that again" in page and "Traceback" not in page
+    assert "Traceback" not in page and "Yes, send it" in page and "Return policy" in page
     assert "Step 2 &lt;b&gt;failed&lt;/b&gt; &amp; the label was blank</textarea>" in page
-    form = re.search(r'<form method="post" action="([^"]+)" class="resend">(.*?)</form>', page, re.S)
-    assert form and form.group(1) == FEEDBACK
-    assert 'name="helpful" value="no"' in form.group(2) and 'name="reason" value="unclear"' in form.group(2)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.group(2)).group(1)
+    assert_inert(page, site_scripts=1)
+    [form] = Forms(page).post_forms()
+    assert form["action"] == FEEDBACK
+    # What the visitor typed is visible and editable; the only hidden input is our fresh token.
+    assert set(form["hidden"]) == {"csrf_token"} and {"helpful", "reason", "comment"} <= form["visible"]
+    assert {k: form["fields"][k] for k in fields} == fields
     assert stored_votes(site) == []
-    again = client.post(form.group(1), data={**fields, "csrf_token": token})
+    again = client.post(form["action"], data={**form["fields"], **form["hidden"]})
     assert again.status_code == 303
     [vote] = stored_votes(site)
     assert (vote.helpful, vote.reason, vote.comment) == (False, "unclear", fields["comment"])
+
+
+def test_feedback_confirm_shows_only_valid_choices(site, client):
+    """Forged values are not carried: an unknown reason or answer is simply not ticked."""
+    page = client.post(FEEDBACK, data={"helpful": "maybe", "reason": "<x>", "extra": "smuggled"},
+                       headers=CROSS_SITE).get_data(as_text=True)
+    [form] = Forms(page).post_forms()
+    assert "helpful" not in form["fields"] and "reason" not in form["fields"]
+    assert "smuggled" not in page and "extra" not in form["fields"] and "extra" not in form["hidden"]
+    missing = client.post("/articles/no-such-article/feedback", data={"helpful": "yes"}, headers=CROSS_SITE)
+    assert missing.status_code == 400 and Forms(missing.get_data(as_text=True)).post_forms() == []
+
+
+def test_contact_without_token_asks_to_confirm_and_loses_nothing(site, client):
+    """A contact form without a token shows the message in our real form's visible fields; "Yes" sends it."""
+    from tests.test_contact import GOOD, tickets
+
+    site.config["CONTACT_MIN_SECONDS"] = 0
+    typed = {**GOOD, "message": "My <script>alert(1)</script> boots & laces:\nline two"}
+    response = client.post("/contact", data={**typed, "source": "page:https://evil.example/", "confirm": "1",
+                                             "website": ""}, headers=CROSS_SITE)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Yes, send it" in page and "haven&#39;t sent" in page and "evil.example" not in page
+    assert_inert(page, site_scripts=1)
+    [form] = Forms(page).post_forms()
+    assert form["action"] == "/contact"
+    assert {k: form["fields"][k] for k in typed} == typed  # every field kept, visible and editable
+    assert set(typed) <= form["visible"]
+    # Hidden: only what we make fresh (the token, the form's signed timestamp, "suggestions seen").
+    assert set(form["hidden"]) == {"csrf_token", "rendered", "confirm"}
+    assert tickets(site) == []
+    sent = client.post(form["action"], data={**form["fields"], **form["hidden"]})
+    assert sent.status_code == 303 and sent.headers["Location"] == "/contact/sent"
+    [ticket] = tickets(site)
+    assert (ticket.name, ticket.email, ticket.subject, ticket.message, ticket.order_number, ticket.topic) == (
+        typed["name"], typed["email"], typed["subject"], typed["message"].replace("\r\n", "\n"),
+        typed["order_number"], typed["topic"])
+    assert ticket.source is None  # a value nobody could see is not carried over
+
+
+def test_staff_sign_in_without_token_echoes_nothing(site, client):
+    """A cross-site sign-in (login CSRF) shows no password, no form and no token: only a link to start again."""
+    from kb_site.staff import add_staff
+
+    with site.app_context(), database().session() as s:
+        add_staff(s, "ed@shop.example", "editor", "correct horse battery")
+    secret = "correct horse battery"
+    for headers in (CROSS_SITE, {**CROSS_SITE, "Accept": "application/json"}):
+        response = client.post("/staff/login?next=/staff/tickets", data={"email": "ed@shop.example",
+                                                                         "password": secret}, headers=headers)
+        assert response.status_code == 400
+        body = response.get_data(as_text=True)
+        assert secret not in body and "correct" not in body and "ed@shop.example" not in body
+        if headers.get("Accept") == "application/json":  # the error, and nothing of the request
+            assert set(response.get_json()["error"]) == {"status", "title", "message"}
+        else:
+            assert "csrf" not in body.lower() and "<form" not in body and 'type="password"' not in body
+        assert not [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    page = client.post("/staff/login", data={"email": "ed@shop.example", "password": secret},
+                       headers=CROSS_SITE).get_data(as_text=True)
+    assert "<form" not in page and 'type="password"' not in page and "csrf" not in page.lower()
+    assert 'href="/staff/login"' in page and "sign in again" in page.lower()
+    assert client.get("/staff/").status_code == 302  # and nobody was signed in
+
+
+def test_staff_form_without_token_offers_no_form(site):
+    """A forged staff change (ticket status) makes no change and offers no form to re-send; the session lives on."""
+    from kb_site.models import Ticket
+    from tests.test_staff import signed_in, ticket
+
+    agent = signed_in(site, "support")
+    t = ticket(site)
+    response = agent.post(f"/staff/tickets/{t.reference}/status", data={"status": "solved"}, headers=CROSS_SITE)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "<form" not in page and "csrf" not in page.lower() and "solved" not in page
+    assert f'href="/staff/tickets/{t.reference}"' in page
+    with site.app_context(), database().sessions() as s:
+        assert s.get(Ticket, t.id).status == "open"
+    assert agent.get(f"/staff/tickets/{t.reference}").status_code == 200  # still signed in
+    logout = agent.post("/staff/logout", headers=CROSS_SITE)  # a forged sign-out neither
+    assert logout.status_code == 400 and "<form" not in logout.get_data(as_text=True)
+    assert agent.get("/staff/links").status_code == 200
 
 
 def test_feedback_without_token_answers_json_to_api_clients(site, client):

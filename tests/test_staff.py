@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from kb_site.db import database
-from kb_site.models import Event, Outbox, StaffUser, Ticket, TicketChange, Vote
+from kb_site.models import Event, Outbox, StaffSession, StaffUser, Ticket, TicketChange, Vote, aware
 from kb_site.staff import ACCESS, add_staff
 from kb_site.tickets import NewTicket, create_ticket
 from tests.conftest import csrf_token, free_port
@@ -64,7 +64,7 @@ def staff_routes(app) -> list[tuple[str, str, str]]:
 def test_every_staff_route_checks_the_role(site):
     """Anonymous visitors get the login page; wrong roles 403; right roles get through. All routes, all roles."""
     routes = staff_routes(site)
-    assert len(routes) == 8  # a new route joins this walk by itself
+    assert len(routes) == 10  # a new route joins this walk by itself
     clients = {"anonymous": site.test_client(), **{r: signed_in(site, r) for r in ("editor", "support", "admin")}}
     for who, client in clients.items():
         token = csrf_token(client, "/staff/login")
@@ -74,7 +74,9 @@ def test_every_staff_route_checks_the_role(site):
             if who == "anonymous":
                 assert response.status_code == 302 and "/staff/login" in response.headers["Location"], (who, url)
             elif who in ACCESS[area]:
-                assert response.status_code in (200, 302, 409), (who, method, url, response.status_code)
+                # Through the role check: a page, a redirect, a refused retry, or (password) a form to correct.
+                expected = (200, 302, 409, 400) if url == "/staff/password" else (200, 302, 409)
+                assert response.status_code in expected, (who, method, url, response.status_code)
                 if response.status_code == 302:
                     assert "/staff/login" not in response.headers["Location"], (who, url)
             else:
@@ -113,22 +115,176 @@ def test_login_never_redirects_off_site(site):
         assert location.startswith("/staff") and "evil" not in location, target
 
 
-def test_sessions_expire_and_end_on_password_change(site):
-    """An idle session ends (the login page says so); a new password ends every open session."""
-    editor = signed_in(site, "editor")
-    assert editor.get("/staff/").status_code == 200
-    with editor.session_transaction() as session:
-        session["staff"] = {**session["staff"], "seen": session["staff"]["seen"] - 61 * 60}
+# --- server-side sessions -------------------------------------------------------------------------------------
+
+def sessions_of(app, email: str | None = None) -> list[StaffSession]:
+    """Return the stored staff sessions (of one account)."""
+    with app.app_context(), database().sessions() as s:
+        query = select(StaffSession).join(StaffUser, StaffUser.id == StaffSession.staff_id)
+        return list(s.scalars(query.where(StaffUser.email == email) if email else query))
+
+
+def copy_of(app, client):
+    """A second browser holding a copy of the client's session cookie (as a thief would)."""
+    other = app.test_client()
+    other.set_cookie("session", client.get_cookie("session").value)
+    return other
+
+
+def last_email(app) -> str:
+    return app.extensions["test_staff"][-1]
+
+
+def test_the_cookie_holds_a_random_token_and_the_row_its_hash(any_db_site):
+    """The session cookie carries a random token; the database keeps only its SHA-256, one row a sign-in."""
+    import hashlib
+
+    editor = signed_in(any_db_site, "editor")
+    data = any_db_site.session_interface.get_signing_serializer(any_db_site).loads(
+        editor.get_cookie("session").value)
+    token = data["staff"]["token"]
+    assert len(token) >= 40 and str(any_db_site.extensions["test_staff"]) not in str(data)
+    [row] = sessions_of(any_db_site, last_email(any_db_site))
+    assert row.id == hashlib.sha256(token.encode()).hexdigest() and token not in row.id
+    second = any_db_site.test_client()
+    second.post("/staff/login", data={"email": last_email(any_db_site), "password": PASSWORD,
+                                      "csrf_token": csrf_token(second, "/staff/login")})
+    assert len(sessions_of(any_db_site, last_email(any_db_site))) == 2
+
+
+def test_a_copied_cookie_stops_working_after_sign_out(any_db_site):
+    """Signing out deletes the session row: every copy of the cookie is signed out at once."""
+    editor = signed_in(any_db_site, "editor")
+    thief = copy_of(any_db_site, editor)
+    assert thief.get("/staff/").status_code == 200  # a copy works while the session lives
+    stolen = editor.get_cookie("session").value
+    assert editor.post("/staff/logout", data={"csrf_token": csrf_token(editor, "/staff/links")}).status_code == 302
+    assert sessions_of(any_db_site, last_email(any_db_site)) == []
+    for client in (thief, editor):
+        response = client.get("/staff/")
+        assert response.status_code == 302 and response.headers["Location"].startswith("/staff/login")
+    replay = any_db_site.test_client()
+    replay.set_cookie("session", stolen)
+    assert replay.get("/staff/links").status_code == 302
+
+
+def test_a_password_change_ends_every_old_session(any_db_site):
+    """Changing the password on its page ends every session of the account but starts a fresh one for you."""
+    editor = signed_in(any_db_site, "editor")
+    email = last_email(any_db_site)
+    elsewhere = any_db_site.test_client()
+    elsewhere.post("/staff/login", data={"email": email, "password": PASSWORD,
+                                         "csrf_token": csrf_token(elsewhere, "/staff/login")})
+    copies = [copy_of(any_db_site, editor), elsewhere, copy_of(any_db_site, elsewhere)]
+    old_cookie = editor.get_cookie("session").value
+    assert all(c.get("/staff/").status_code == 200 for c in copies)
+    other_account = signed_in(any_db_site, "support")
+    page = editor.get("/staff/password")
+    assert page.status_code == 200 and 'autocomplete="current-password"' in page.get_data(as_text=True)
+    token = csrf_token(editor, "/staff/password")
+    new = "a brand new passphrase"
+    wrong = editor.post("/staff/password", data={"current_password": "not it at all", "new_password": new,
+                                                 "confirm": new, "csrf_token": token})
+    assert wrong.status_code == 400 and "current password is not right" in wrong.get_data(as_text=True)
+    assert new not in wrong.get_data(as_text=True) and "not it at all" not in wrong.get_data(as_text=True)
+    short = editor.post("/staff/password", data={"current_password": PASSWORD, "new_password": "short",
+                                                 "confirm": "short", "csrf_token": token})
+    assert short.status_code == 400 and "at least 12 characters" in short.get_data(as_text=True)
+    mismatch = editor.post("/staff/password", data={"current_password": PASSWORD, "new_password": new,
+                                                    "confirm": new + "!", "csrf_token": token})
+    assert mismatch.status_code == 400 and "don&#39;t match" in mismatch.get_data(as_text=True)
+    assert len(sessions_of(any_db_site, email)) == 2  # nothing changed yet
+    done = editor.post("/staff/password", data={"current_password": PASSWORD, "new_password": new,
+                                                "confirm": new, "csrf_token": token})
+    assert done.status_code == 302 and done.headers["Location"] == "/staff/"
+    assert "Your password is changed" in editor.get("/staff/").get_data(as_text=True)  # the fresh session
+    assert len(sessions_of(any_db_site, email)) == 1
+    for client in copies:
+        assert client.get("/staff/").status_code == 302
+    replay = any_db_site.test_client()
+    replay.set_cookie("session", old_cookie)
+    assert replay.get("/staff/").status_code == 302
+    assert other_account.get("/staff/tickets").status_code == 200  # other accounts keep their sessions
+    fresh = any_db_site.test_client()
+    assert fresh.post("/staff/login", data={"email": email, "password": new,
+                                            "csrf_token": csrf_token(fresh, "/staff/login")}).status_code == 302
+
+
+def test_kb_staff_password_ends_every_session(any_db_site):
+    """kb staff password EMAIL: from stdin or generated once; every session of the account ends."""
+    editor = signed_in(any_db_site, "editor")
+    email = last_email(any_db_site)
+    runner = any_db_site.test_cli_runner()
+    result = runner.invoke(args=["staff", "password", email.upper(), "--password-stdin"],
+                           input="another long password\n")
+    assert result.exit_code == 0 and f"Changed the password of {email}" in result.output
+    assert "1 session ended" in result.output
+    assert editor.get("/staff/").status_code == 302 and sessions_of(any_db_site, email) == []
+    generated = runner.invoke(args=["staff", "password", email, "--generate"])
+    password = re.search(r"Password \(shown once\): (\S+)", generated.output).group(1)
+    client = any_db_site.test_client()
+    assert client.post("/staff/login", data={"email": email, "password": password,
+                                             "csrf_token": csrf_token(client, "/staff/login")}).status_code == 302
+    short = runner.invoke(args=["staff", "password", email, "--password-stdin"], input="short\n")
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    nobody = runner.invoke(args=["staff", "password", "nobody@shop.example", "--generate"])
+    assert nobody.exit_code == 1 and "no staff account for nobody@shop.example" in nobody.output
+    assert client.get("/staff/").status_code == 200  # the failed attempts changed nothing
+
+
+def test_removed_and_disabled_accounts_lose_their_sessions(any_db_site):
+    """kb staff remove and a disabled account end the account's sessions, every copy of them."""
+    editor = signed_in(any_db_site, "editor")
+    removed = last_email(any_db_site)
+    agent = signed_in(any_db_site, "support")
+    disabled = last_email(any_db_site)
+    copies = [copy_of(any_db_site, editor), copy_of(any_db_site, agent)]
+    assert len(sessions_of(any_db_site)) == 2 and all(c.get("/staff/links").status_code == 200 for c in copies)
+    assert any_db_site.test_cli_runner().invoke(args=["staff", "remove", removed]).exit_code == 0
+    with any_db_site.app_context(), database().session() as s:
+        s.scalar(select(StaffUser).where(StaffUser.email == disabled)).active = False
+    for client in (editor, agent, *copies):
+        assert client.get("/staff/links").status_code == 302
+    assert sessions_of(any_db_site) == []
+
+
+def test_sessions_expire_from_the_stored_row(any_db_site):
+    """Idle (KB_STAFF_IDLE_MINUTES) and absolute (KB_STAFF_SESSION_HOURS) expiry are read from the row."""
+    editor = signed_in(any_db_site, "editor")
+    email = last_email(any_db_site)
+
+    def age(**delta) -> None:
+        with any_db_site.app_context(), database().session() as s:
+            row = s.scalar(select(StaffSession))
+            for column, minutes in delta.items():
+                setattr(row, column, aware(getattr(row, column)) - dt.timedelta(minutes=minutes))
+
+    age(seen_at=59)
+    assert editor.get("/staff/").status_code == 200  # 59 minutes idle is still fine, and counts as seen now
+    age(seen_at=61)
     expired = editor.get("/staff/")
     assert expired.status_code == 302 and "expired=1" in expired.headers["Location"]
     assert "Your session expired" in editor.get(expired.headers["Location"]).get_data(as_text=True)
-    other = signed_in(site, "editor")
-    with site.app_context(), database().session() as s:
-        user = s.scalar(select(StaffUser).where(StaffUser.email == site.extensions["test_staff"][-1]))
-        from kb_site.staff import hash_password
+    assert sessions_of(any_db_site, email) == []
+    busy = signed_in(any_db_site, "editor")
+    age(created_at=12 * 60 + 1)  # busy all day: seen a second ago, but signed in over 12 hours ago
+    assert busy.get("/staff/").status_code == 302 and sessions_of(any_db_site) == []
 
-        user.password_hash = hash_password("a brand new password")
-    assert other.get("/staff/").status_code == 302
+
+def test_seen_at_is_written_at_most_every_30_seconds(any_db_site):
+    """Requests in a row do not each write the session; one after 30 s does (the idle clock)."""
+    editor = signed_in(any_db_site, "editor")
+    [before] = sessions_of(any_db_site)
+    for _ in range(3):
+        assert editor.get("/staff/links").status_code == 200
+    [same] = sessions_of(any_db_site)
+    assert aware(same.seen_at) == aware(before.seen_at)
+    with any_db_site.app_context(), database().session() as s:
+        s.scalar(select(StaffSession)).seen_at = aware(before.seen_at) - dt.timedelta(seconds=31)
+    assert editor.get("/staff/links").status_code == 200
+    [after] = sessions_of(any_db_site)
+    assert aware(after.seen_at) > aware(before.seen_at)
+    assert "Set-Cookie" not in editor.get("/staff/links").headers  # the cookie itself is not rewritten
 
 
 def test_login_attempts_are_rate_limited(tmp_path, corpus, fake_embedder):
@@ -375,3 +531,142 @@ def test_staff_pages_are_private(site, role):
     response = client.get("/staff/links")
     assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Robots-Tag"] == "noindex"
     assert "Still need help?" not in response.get_data(as_text=True)  # the customers' footer link
+
+
+# --- downloads: CSV formula injection, file names -------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://evil.example")', "+SUM(1,2)", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|'/C calc'!A0",
+            "\t=1+1", "\r=1+1"]
+DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_dashboard_csv_neutralises_formulas_and_keeps_numbers(any_db_site):
+    """Queries and comments that start like a formula come out quoted (OWASP); numbers, negative ones too, stay."""
+    editor = signed_in(any_db_site, "editor")
+    for query in FORMULAS[:4]:  # through the real search page: zero results, so a content gap
+        assert editor.get("/search", query_string={"q": query}).status_code == 200
+    token = csrf_token(editor, "/articles/return-policy")
+    for comment in ("=1+1 looks odd", "@SUM(1+1)"):
+        editor.post("/articles/return-policy/feedback", data={"helpful": "no", "comment": comment,
+                                                              "csrf_token": token})
+    from kb_site.views import library
+
+    with any_db_site.test_request_context():
+        current = library().articles["refund-timescales"].content_hash
+    with any_db_site.app_context(), database().session() as s:
+        # The search page strips leading tabs and CRs; events stored by any other path keep them.
+        for query in FORMULAS[4:]:
+            s.add(Event(visit="v", visitor="p", kind="search", query=query, results=0))
+        # An edit that made an article worse: change_points is a real negative number.
+        for i, (rev, ok) in enumerate([("old", True), ("old", True), ("old", True), (current, False)]):
+            s.add(Vote(visitor=f"w{i}", slug="refund-timescales", helpful=ok, revision=rev,
+                       created_at=NOW - dt.timedelta(days=5 - i), updated_at=NOW - dt.timedelta(days=20)))
+    from kb_site.views.staff import TABLES
+
+    cells: list[str] = []
+    tables = {}
+    for name in TABLES:
+        response = editor.get(f"/staff/dashboard.csv?table={name}&days=7")
+        assert response.status_code == 200, name
+        tables[name] = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+        cells += [cell for row in tables[name] for cell in row.values()] + list(tables[name][0] if tables[name] else [])
+    # The only cell that starts with one of the characters is a number we wrote: the edit's -100 points.
+    assert [c for c in cells if c.startswith(DANGEROUS)] == ["-100"]
+    queries = {row["query"] for row in tables["top_queries"]}
+    assert queries == {"'" + query.lower() for query in FORMULAS}
+    comments = next(r["comments"] for r in tables["helpfulness"] if r["article"] == "return-policy")
+    assert comments.startswith("'@SUM(1+1)") or comments.startswith("'=1+1")
+    [revision] = [r for r in tables["revisions"] if r["article"] == "refund-timescales"]
+    assert revision["change_points"] == "-100" and revision["verdict"] == "worse"
+    assert {r["query"]: r["searches"] for r in tables["top_queries"]}["'" + FORMULAS[0].lower()] == "1"
+
+
+@pytest.mark.parametrize("value, cell", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@A1", "'@A1"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"),
+    ("plain", "plain"), ("a=1", "a=1"), ("", ""), (-3, -3), (2.5, 2.5), (-0.5, -0.5), (None, None)])
+def test_safe_cell_quotes_strings_that_start_like_a_formula(value, cell):
+    """Strings that a spreadsheet would run get a leading quote; numbers (negative too) stay numbers."""
+    from kb_site.staff.downloads import safe_cell
+
+    assert safe_cell(value) == cell
+
+
+def test_stub_download_names_any_query(site):
+    """A stub for a non-Latin-1 query downloads with an ASCII name and the real one in RFC 5987 filename*."""
+    from werkzeug.http import parse_options_header
+
+    editor = signed_in(site, "editor")
+    for query, ascii_name, real_name in [("zwrot pieniędzy", "zwrot-pieniedzy.md", "zwrot-pieniędzy.md"),
+                                         ("返品 送料", "download.md", "返品-送料.md"),
+                                         ('a "quoted"; name', "a-quoted-name.md", "a-quoted-name.md")]:
+        response = editor.get("/staff/gaps/stub", query_string={"q": query, "download": "1"})
+        assert response.status_code == 200, query
+        disposition = response.headers["Content-Disposition"]
+        kind, options = parse_options_header(disposition)
+        assert kind == "attachment" and disposition.isascii()
+        assert re.search(r'filename="([^"]+)"', disposition).group(1) == ascii_name
+        assert options["filename"] == real_name  # werkzeug prefers filename* (RFC 5987) when it is there
+        assert f'"{query}"' in response.get_data(as_text=True) or "quoted" in query
+
+
+BAD_NUMBERS = ["/staff/tickets?page=9223372036854775808", "/staff/tickets?page=-1", "/staff/tickets?page=0",
+               "/staff/tickets?page=1e3", "/staff/tickets?page=%EF%BC%91", "/staff/tickets?page=10001",
+               "/staff/?days=99999999999999999999", "/staff/?days=-7", "/staff/?days=x", "/staff/?days=8",
+               "/staff/dashboard.csv?table=top_queries&days=18446744073709551616"]
+
+
+def test_integer_arguments_are_bounded(any_db_site):
+    """Huge, negative or malformed numbers are a 400 that says what is allowed, never a server error."""
+    admin = signed_in(any_db_site, "admin")
+    for url in BAD_NUMBERS:
+        response = admin.get(url)
+        assert response.status_code == 400, (url, response.status_code)
+        page = response.get_data(as_text=True)
+        assert "whole number between" in page or "one of 7, 30, 90" in page, url
+        assert admin.get(url.split("?")[0] + "?page=10000&days=7&table=top_queries").status_code == 200
+
+
+def test_odd_filters_references_and_emails_are_refused_not_failed(any_db_site):
+    """A NUL or a stranger in a filter, a reference or a sign-in email is a 400/404/401, not a database error."""
+    admin = signed_in(any_db_site, "admin")
+    for url in ("/staff/tickets?status=%00", "/staff/tickets?status=closed", "/staff/tickets?topic=%00",
+                "/staff/tickets?topic=a%0Ab", "/staff/tickets?delivery=lost"):
+        response = admin.get(url)
+        assert response.status_code == 400 and "must be" in response.get_data(as_text=True), url
+    assert admin.get("/staff/tickets?status=open&topic=returns&delivery=dead").status_code == 200
+    assert admin.get("/staff/tickets/KB-%00").status_code == 404
+    assert admin.get("/staff/tickets/" + "A" * 40).status_code == 404
+    client = any_db_site.test_client()
+    response = client.post("/staff/login", data={"email": "ed\x00@shop.example", "password": "x",
+                                                 "csrf_token": csrf_token(client, "/staff/login")})
+    assert response.status_code == 401
+
+
+UNSAFE_NEXT = ["/staff/tickets/%0A", "/staff/tickets/%0D%0ASet-Cookie:x=1", "/staff/%00", "/staff/%09",
+               "/staff/%E2%80%A8", "/staff/%C2%85", "/staff/../admin", "/staff/./x/../../admin", "/staffevil",
+               "/staff//evil.example", "/staff/%2F%2Fevil.example", "/staff/%5Cevil.example", "/staff/ x"]
+
+
+def test_sign_in_redirects_only_to_plain_staff_paths(site):
+    """A next= with control characters, line breaks, dot segments or another host goes to the staff home."""
+    staff(site, "ed@shop.example", "editor")
+    for target in UNSAFE_NEXT:
+        client = site.test_client()
+        response = client.post(f"/staff/login?next={target}", data={
+            "email": "ed@shop.example", "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/login")})
+        assert response.status_code == 302, target
+        assert response.headers["Location"] == "/staff/", target
+
+
+def test_sign_in_keeps_a_plain_staff_target(site):
+    """The page asked for before signing in, query and non-ASCII characters included, is where you land."""
+    staff(site, "ed@shop.example", "editor")
+    client = site.test_client()
+    first = client.get("/staff/gaps/stub?q=zwrot+pieni%C4%99dzy")
+    assert first.status_code == 302
+    login = client.get(first.headers["Location"])
+    action = re.search(r'<form class="contact-form" method="post" action="([^"]+)"', login.get_data(as_text=True))
+    response = client.post(action.group(1).replace("&amp;", "&"), data={
+        "email": "ed@shop.example", "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/login")})
+    assert response.headers["Location"] == "/staff/gaps/stub?q=zwrot+pieni%C4%99dzy"
+    assert client.get(response.headers["Location"]).status_code == 200

@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
+import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from search.analysis import clean_query
 
 from .. import db
 from ..models import DeliveryAttempt, Event, Outbox, Ticket, TicketChange, aware, utcnow
-from ..staff import ACCESS, analytics, authenticate, current_staff, sign_in, sign_out, staff_required
+from ..staff import (
+    ACCESS,
+    MIN_PASSWORD,
+    analytics,
+    authenticate,
+    change_password,
+    current_staff,
+    sign_in,
+    sign_out,
+    staff_required,
+)
+from ..staff.arguments import choice_arg, int_arg, safe_next, slug_arg
 from ..staff.charts import bar_chart
+from ..staff.downloads import attachment, csv_attachment
 from ..tickets import worker
 from . import absolute, engine, library
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PERIODS = (7, 30, 90)
 STATUSES = ("open", "pending", "solved")
+DELIVERY_STATES = ("pending", "sending", "delivered", "dead")
+REFERENCE = re.compile(r"[A-Za-z0-9-]{1,16}")  # what a ticket reference can look like (KB-7Q4M-2K)
 TABLES = {
     "top_queries": "Top queries",
     "zero_result_queries": "Zero-result queries",
@@ -59,11 +71,17 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
 
 
-def _safe_next(target: str | None) -> str:
-    """Return a local path to go to after signing in (never another site)."""
-    if target and target.startswith("/staff") and not urlsplit(target).netloc and "\\" not in target:
-        return target
-    return url_for("staff.home")
+class PasswordForm(FlaskForm):
+    class Meta:
+        csrf = False  # CSRFProtect checks every POST
+
+    current_password = PasswordField("Current password", validators=[DataRequired("Enter your current password.")])
+    new_password = PasswordField("New password", validators=[
+        DataRequired("Choose a new password."),
+        Length(min=MIN_PASSWORD, message=f"The new password must have at least {MIN_PASSWORD} characters.")],
+        description=f"At least {MIN_PASSWORD} characters. A few unrelated words are easy to type and hard to guess.")
+    confirm = PasswordField("New password again", validators=[
+        DataRequired("Type the new password again."), EqualTo("new_password", "The two new passwords don't match.")])
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -75,14 +93,36 @@ def login() -> Response | str:
         s = db.session()
         user = authenticate(s, form.email.data or "", form.password.data or "")
         if user is not None:
-            sign_in(user)
+            sign_in(s, user)
             s.commit()
-            return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+            return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))  # type: ignore
         error = "That email and password don't match an account."
         current_app.logger.warning("failed staff sign-in for %r", (form.email.data or "")[:80])
     expired = request.args.get("expired") == "1"
     status = 401 if error or (request.method == "POST" and form.errors) else 200
-    return render_template("staff/login.html", form=form, error=error, expired=expired), status  # type: ignore
+    return render_template("staff/login.html", form=form, error=error, expired=expired,  # type: ignore
+                           next=safe_next(request.args.get("next"))), status
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@staff_required("account")
+def password() -> Response | str:
+    """Change your own password: every session of the account ends, and you carry on in a fresh one."""
+    form = PasswordForm()
+    user = current_staff()
+    assert user is not None
+    if request.method == "POST" and form.validate():
+        s = db.session()
+        if authenticate(s, user.email, form.current_password.data or "") is None:
+            form.current_password.errors = ["Your current password is not right."]
+        else:
+            change_password(s, user, form.new_password.data or "")
+            sign_in(s, user)
+            s.commit()
+            flash("Your password is changed. Every other session of your account is signed out.", "staff")
+            return redirect(url_for("staff.home"))  # type: ignore[return-value]
+    status = 400 if request.method == "POST" else 200
+    return render_template("staff/password.html", form=form), status  # type: ignore[return-value]
 
 
 @bp.post("/logout")
@@ -94,11 +134,7 @@ def logout() -> Response:
 
 
 def _days() -> int:
-    try:
-        days = int(request.args.get("days", "30"))
-    except ValueError:
-        days = 30
-    return days if days in PERIODS else 30
+    return int_arg("days", 30, choices=PERIODS)
 
 
 def dashboard_tables(days: int) -> tuple[analytics.Overview, dict[str, list[dict[str, Any]]]]:
@@ -145,15 +181,7 @@ def dashboard_csv() -> Response:
     if name not in TABLES:
         abort(404, f"There is no table called '{name}'.")
     days = _days()
-    rows = dashboard_tables(days)[1][name]
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    response = Response(out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{days}d.csv"'
-    return response
+    return csv_attachment(dashboard_tables(days)[1][name], f"{name}-{days}d.csv")
 
 
 def article_stub(query: str, category: str, searches: int, today: dt.date) -> str:
@@ -196,9 +224,7 @@ def stub() -> Response | str:
     text = article_stub(query, category, int(searches), dt.date.today())
     slug = "-".join("".join(c if c.isalnum() else " " for c in query.lower()).split())[:60] or "new-article"
     if request.args.get("download"):
-        response = Response(text, mimetype="text/markdown")
-        response.headers["Content-Disposition"] = f'attachment; filename="{slug}.md"'
-        return response
+        return attachment(text, f"{slug}.md", "text/markdown")
     return render_template("staff/stub.html", query=query, text=text, filename=f"articles/{category}/{slug}.md",
                            similar=hits)
 
@@ -207,13 +233,10 @@ def stub() -> Response | str:
 @staff_required("tickets")
 def tickets() -> str:
     """The ticket queue, filtered by status, topic and delivery state."""
-    status = request.args.get("status") or None
-    topic = request.args.get("topic") or None
-    delivery = request.args.get("delivery") or None
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    status = choice_arg("status", STATUSES)
+    topic = slug_arg("topic")
+    delivery = choice_arg("delivery", DELIVERY_STATES)
+    page = int_arg("page", 1)
     query = select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
     if status:
         query = query.where(Ticket.status == status)
@@ -226,11 +249,14 @@ def tickets() -> str:
     rows = s.execute(query.order_by(Ticket.id.desc()).limit(50).offset((page - 1) * 50)).all()
     counts = dict(s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
     return render_template("staff/tickets.html", rows=rows, total=total, page=page, status=status, topic=topic,
-                           delivery=delivery, statuses=STATUSES, counts=counts, categories=library().categories,
+                           delivery=delivery, statuses=STATUSES, delivery_states=DELIVERY_STATES, counts=counts,
+                           categories=library().categories,
                            aware=aware)
 
 
 def _ticket(reference: str) -> tuple[Ticket, Outbox]:
+    if not REFERENCE.fullmatch(reference):
+        abort(404, "There is no ticket with that reference.")
     row = db.session().execute(select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
                                .where(Ticket.reference == reference.upper())).first()
     if row is None:
