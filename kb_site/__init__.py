@@ -30,7 +30,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     views.register(app)
     security.limit(app, limiter, {"search.results": "RATELIMIT_SEARCH", "api.search": "RATELIMIT_SEARCH",
                                   "feedback.vote": "RATELIMIT_VOTES", "search.picked": "RATELIMIT_VOTES",
-                                  "staff.login": "RATELIMIT_LOGIN"})  # tickets: kb_site.tickets.allowance
+                                  "staff.login": "RATELIMIT_LOGIN",
+                                  "staff.password": "RATELIMIT_LOGIN"})  # tickets: kb_site.tickets.allowance
 
     @app.context_processor
     def _site() -> dict[str, Any]:

@@ -24,7 +24,6 @@ new one replaces it: the visitor starts a new visit, which is the price of keepi
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,10 +69,10 @@ def start_again(path: str) -> str:
 
 def _contact() -> dict[str, Any]:
     """The contact form bound to what was posted, with a fresh timestamp; only its visible fields are offered."""
-    from .views.contact import _form, _signer  # the real form: its fields, choices and checks
+    from .views.contact import Rendered, _form  # the real form: its fields, choices and checks
 
     form = _form()
-    form.rendered.data = _signer().dumps(str(time.time()))
+    form.rendered.data = Rendered.new().sign()  # a fresh single-use nonce: this page is a form of its own
     form.confirm.data = "1"  # the visitor confirms here, in place of the suggestions step
     visible: list[Field] = [f for f in form if f.type not in ("HiddenField", "CSRFTokenField") and
                             f.name != "website"]  # the honeypot stays empty

@@ -185,6 +185,8 @@ def test_contact_without_token_asks_to_confirm_and_loses_nothing(site, client):
         typed["name"], typed["email"], typed["subject"], typed["message"].replace("\r\n", "\n"),
         typed["order_number"], typed["topic"])
     assert ticket.source is None  # a value nobody could see is not carried over
+    again = client.post(form["action"], data={**form["fields"], **form["hidden"]})  # a double click on "Yes"
+    assert again.status_code == 303 and len(tickets(site)) == 1  # the confirm form is single-use too
 
 
 def test_staff_sign_in_without_token_echoes_nothing(site, client):

@@ -299,6 +299,20 @@ def test_login_attempts_are_rate_limited(tmp_path, corpus, fake_embedder):
     assert statuses == [401, 401, 401, 429]
 
 
+def test_guessing_the_current_password_is_rate_limited(tmp_path, corpus, fake_embedder):
+    """A stolen session cannot guess the account's password on the Change password page either."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder, RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
+    client = signed_in(app, "editor")
+    token = csrf_token(client, "/staff/password")
+    statuses = [client.post("/staff/password", data={"current_password": f"guess {n}", "csrf_token": token,
+                                                      "new_password": "a new long password",
+                                                      "confirm": "a new long password"}).status_code
+                for n in range(4)]
+    assert statuses[-1] == 429 and 429 not in statuses[:3]
+
+
 def test_kb_staff_add_hashes_and_checks(site):
     """kb staff add: password from stdin or generated once; stored as a slow hash; bad input refused."""
     runner = site.test_cli_runner()
