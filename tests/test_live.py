@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import urllib.error
 import urllib.request
@@ -14,14 +15,24 @@ from tests.conftest import wait_for
 ROOT = Path(__file__).parent.parent
 
 
-def test_watcher_publishes_edits_additions_and_removals(site, corpus):
-    """With the watcher running, edits, new files and deletions show on the site within 10 s."""
+@contextlib.contextmanager
+def watching(site):
+    """Run the article watcher over the site's folder (checking every 0.2 s) for the block's duration."""
     site.config["RELOAD_INTERVAL"] = 0.2
     stop = threading.Event()
     thread = threading.Thread(target=watch, args=(site, stop), daemon=True)
     thread.start()
-    client = site.test_client()
     try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_watcher_publishes_edits_additions_and_removals(site, corpus):
+    """With the watcher running, edits, new files and deletions show on the site within 10 s."""
+    client = site.test_client()
+    with watching(site):
         path = corpus / "returns" / "return-policy.md"
         path.write_text(path.read_text().replace("title: Return policy", "title: Our 60-day return policy"))
         assert wait_for(lambda: "Our 60-day return policy" in client.get("/articles/return-policy").get_data(
@@ -31,9 +42,6 @@ def test_watcher_publishes_edits_additions_and_removals(site, corpus):
         assert wait_for(lambda: client.get("/articles/store-credit").status_code == 200)
         (corpus / "products" / "stove-recall.md").unlink()
         assert wait_for(lambda: client.get("/articles/stove-recall").status_code == 404)
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def test_rebuild_is_seen_at_once_and_rename_redirects(site, corpus, fake_embedder):
@@ -80,12 +88,8 @@ def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
 
 def test_watcher_keeps_a_broken_article_live_until_it_is_fixed(site, corpus):
     """Through the watcher: a typo keeps the last good page up and shows in /readyz; the fix goes live."""
-    site.config["RELOAD_INTERVAL"] = 0.2
-    stop = threading.Event()
-    thread = threading.Thread(target=watch, args=(site, stop), daemon=True)
-    thread.start()
     client = site.test_client()
-    try:
+    with watching(site):
         path = corpus / "returns" / "return-policy.md"
         good = path.read_text()
         path.write_text(good.replace("tags: [returns]", "tags: [returns").replace("30 days of", "60 days of"))
@@ -95,9 +99,6 @@ def test_watcher_keeps_a_broken_article_live_until_it_is_fixed(site, corpus):
         path.write_text(good.replace("30 days of", "60 days of"))
         assert wait_for(lambda: "within 60 days of" in client.get("/articles/return-policy").get_data(as_text=True))
         assert client.get("/readyz").get_json()["articles"]["errors"] == []
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def test_kb_serve_keeps_a_broken_article_live(served, corpus):
