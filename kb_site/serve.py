@@ -6,6 +6,7 @@ and the article watcher run in their own processes, and each worker loads the mo
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import multiprocessing
 import os
@@ -160,7 +161,10 @@ class Worker(gasgi.ASGIWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         gasgi.ASGIProtocol = HeaderDeadlineProtocol
-        super().init_process()
+        # The worker was forked inside `kb serve`'s application context (a click command's). Its event loop
+        # runs in this thread, and every request's context is a copy of this one: left as it is, all requests
+        # would share that one app context and its `g` (one CSRF token for everybody, no session cookie).
+        contextvars.Context().run(super().init_process)
 
 
 class Server(BaseApplication):  # type: ignore[misc]

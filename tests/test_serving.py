@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
 import urllib.request
+
+import requests
 
 from kb_site import create_app
 from kb_site.db import database
@@ -159,3 +162,19 @@ def test_connections_beyond_the_limit_get_503_at_once(tmp_path, corpus):
             for sock in held:
                 sock.close()
         assert wait_for(lambda: _timed_get(base + "/healthz")[0] == 200, timeout=5)
+
+
+def test_every_visitor_gets_a_session_and_can_send_a_form(served):
+    """Each request has its own context under the server: fresh visitors get their own session, token and vote."""
+    base, _folder = served
+    tokens = set()
+    for _ in range(3):
+        with requests.Session() as visitor:
+            page = visitor.get(f"{base}/articles/return-policy", timeout=10)
+            assert "session" in visitor.cookies, page.headers
+            token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+            vote = visitor.post(f"{base}/articles/return-policy/feedback", data={"helpful": "yes"}, timeout=10,
+                                headers={"X-CSRFToken": token, "Accept": "application/json"})
+            assert vote.status_code == 200, vote.text
+            tokens.add(token)
+    assert len(tokens) == 3
