@@ -27,7 +27,12 @@ ACCESS = {
 }
 MIN_PASSWORD = 12
 SEEN_EVERY = 30  # seconds between two writes of a session's seen_at
-_DUMMY_HASH = generate_password_hash("timing-equaliser")  # checked when the email is unknown
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check when the email is unknown (same time as a real check); made on first use, not at import."""
+    return generate_password_hash("timing-equaliser")
 
 
 class StaffError(ValueError):
@@ -67,7 +72,7 @@ def authenticate(s: Session, email: str, password: str) -> StaffUser | None:
     plain = len(email) <= 254 and not any(unicodedata.category(c)[0] == "C" for c in email)
     user = s.scalar(select(StaffUser).where(StaffUser.email == email)) if plain else None
     if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 
