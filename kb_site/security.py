@@ -109,8 +109,10 @@ def init_app(app: Flask) -> Limiter:
         return response
 
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # A rate-limit store that is down (Redis restarting) must not turn searches and votes into 500s: each
+    # process counts in memory meanwhile and goes back to the shared store when it answers again.
     limiter = Limiter(get_remote_address, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-                      strategy="moving-window")
+                      strategy="moving-window", in_memory_fallback_enabled=True, swallow_errors=True)
     app.extensions["kb_limiter"] = limiter  # Flask-Limiter keeps only weak references to itself
     return limiter
 

@@ -398,3 +398,16 @@ def test_redis_rate_limit_holds_across_processes(tmp_path, corpus, fake_embedder
     second = make_site(tmp_path / "b", corpus, fake_embedder, **shared).test_client()
     statuses = [client.get("/api/search?q=refund").status_code for client in (first, second, first, second)]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_a_dead_rate_limit_store_never_makes_a_500(tmp_path, corpus, fake_embedder):
+    """With the shared limit store unreachable, searches, votes and sign-in still answer, limited per process."""
+    from tests.conftest import free_port, make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder, RATELIMIT_ENABLED=True, RATELIMIT_SEARCH="3 per minute",
+                    RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}")  # nothing listens there
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: an exception would be a 500 page
+    client = app.test_client()
+    statuses = [client.get("/api/search?q=refund").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # counted in memory meanwhile
+    assert client.get("/staff/login").status_code == 200
