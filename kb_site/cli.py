@@ -400,6 +400,18 @@ def staff_group() -> None:
     """Manage staff accounts."""
 
 
+def _staff_password(from_stdin: bool, generate: bool, prompt: str) -> tuple[str, bool]:
+    """Return a password read from standard input, generated (no terminal: nobody to prompt) or prompted for,
+    and whether it was generated (then it is printed once)."""
+    from .staff import generate_password
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if generate or not sys.stdin.isatty():
+        return generate_password(), True
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True), False
+
+
 @staff_group.command("add")
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice(["editor", "support", "admin"]),
@@ -410,21 +422,16 @@ def staff_group() -> None:
 def staff_add_command(email: str, role: str, password_stdin: bool, generate: bool) -> None:
     """Create a staff account (the password is prompted for unless read or generated)."""
     from .db import database
-    from .staff import StaffError, add_staff, generate_password
+    from .staff import StaffError, add_staff
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif generate or not sys.stdin.isatty():
-        password = generate_password()
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password, generated = _staff_password(password_stdin, generate, "Password")
     try:
         with database().session() as s:
             add_staff(s, email, role, password)
     except StaffError as exc:
         _fail(str(exc))
     click.echo(f"Added {email.lower()} as {role}.")
-    if not password_stdin and (generate or not sys.stdin.isatty()):
+    if generated:
         click.echo(f"Password (shown once): {password}")
 
 
@@ -439,15 +446,10 @@ def staff_password_command(email: str, password_stdin: bool, generate: bool) -> 
 
     from .db import database
     from .models import StaffUser
-    from .staff import StaffError, change_password, generate_password
+    from .staff import StaffError, change_password
 
     email = email.strip().lower()
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif generate or not sys.stdin.isatty():
-        password = generate_password()
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password, generated = _staff_password(password_stdin, generate, "New password")
     try:
         with database().session() as s:
             user = s.scalar(select(StaffUser).where(StaffUser.email == email))
@@ -457,7 +459,7 @@ def staff_password_command(email: str, password_stdin: bool, generate: bool) -> 
     except StaffError as exc:
         _fail(str(exc))
     click.echo(f"Changed the password of {email}; {ended} session{'s' * (ended != 1)} ended.")
-    if not password_stdin and (generate or not sys.stdin.isatty()):
+    if generated:
         click.echo(f"Password (shown once): {password}")
 
 
