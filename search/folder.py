@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,11 +89,6 @@ def walk(root: Path | str) -> Walk:
     if root.is_dir():
         visit(root, real_root)
     return Walk(tuple(sorted(articles)), tuple(refused))
-
-
-def article_paths(root: Path) -> Iterator[Path]:
-    """Yield every article file under ``root`` in a stable order (see ``walk``; refused files are left out)."""
-    yield from walk(root).articles
 
 
 @dataclass(frozen=True)
