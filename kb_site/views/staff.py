@@ -89,19 +89,20 @@ def login() -> Response | str:
     """Sign in with email and password."""
     form = LoginForm()
     error = None
+    target = safe_next(request.args.get("next"))
     if request.method == "POST" and form.validate():
         s = db.session()
         user = authenticate(s, form.email.data or "", form.password.data or "")
         if user is not None:
             sign_in(s, user)
             s.commit()
-            return redirect(safe_next(request.args.get("next")) or url_for("staff.home"))  # type: ignore
+            return redirect(target or url_for("staff.home"))  # type: ignore[return-value]
         error = "That email and password don't match an account."
         current_app.logger.warning("failed staff sign-in for %r", (form.email.data or "")[:80])
     expired = request.args.get("expired") == "1"
     status = 401 if error or (request.method == "POST" and form.errors) else 200
     return render_template("staff/login.html", form=form, error=error, expired=expired,  # type: ignore
-                           next=safe_next(request.args.get("next"))), status
+                           next=target), status
 
 
 @bp.route("/password", methods=["GET", "POST"])
