@@ -152,7 +152,8 @@ def _confirm(ticket: Ticket, repeat: bool = False) -> Response:
 
 
 def _allowance(form: ContactForm) -> tuple[Allowance | None, dict[str, str | None]]:
-    """Return the ticket limits (None when rate limiting is off) and this request's keys, hashed like addresses."""
+    """Return the ticket limits (None when rate limiting is off) and this request's keys: the client hash the
+    ticket stores, and the email hashed the same way."""
     limiter = current_app.extensions["kb_limiter"]
     config = current_app.config
     keys = {"address": client_hash(config["SECRET_KEY"], request.remote_addr),
@@ -195,8 +196,7 @@ def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str,
             trail = trail_of(visitors.trail(visit), {slug: a.title for slug, a in lib.articles.items()})
             try:
                 ticket = create_ticket(s, new, current_app.config["TICKET_BACKEND"], visit=visit, trail=trail,
-                                       client=client_hash(current_app.config["SECRET_KEY"], request.remote_addr),
-                                       form_nonce=rendered.nonce)
+                                       client=keys["address"], form_nonce=rendered.nonce)
             except FormAlreadySent as already:  # the same form, sent at the same moment
                 first = already.ticket
             else:
