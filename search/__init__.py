@@ -7,14 +7,15 @@ from .articles import Article, ArticleError, InvalidArticle, Section
 from .broken import BrokenFile
 from .build import BuildReport, build_index
 from .embeddings import Embedder, EmbedderUnavailable, SentenceTransformerEmbedder
-from .engine import Hit, QueryError, SearchConfig, SearchEngine, SearchResults
+from .engine import Hit, NotLoaded, QueryError, SearchConfig, SearchEngine, SearchResults
+from .errors import InvalidArgument, SearchError
 from .folder import Category, Corpus, OutsideFolder, load_categories, load_corpus
 from .library import Library
 from .store import IndexCorrupt, IndexMissing
 
 __all__ = [
     "Article", "ArticleError", "BrokenFile", "BuildReport", "Category", "Corpus", "Embedder", "EmbedderUnavailable",
-    "Hit", "IndexCorrupt", "IndexMissing", "InvalidArticle", "Library", "OutsideFolder", "QueryError",
-    "SearchConfig", "SearchEngine", "SearchResults", "Section", "SentenceTransformerEmbedder", "build_index",
-    "load_categories", "load_corpus",
+    "Hit", "IndexCorrupt", "IndexMissing", "InvalidArgument", "InvalidArticle", "Library", "NotLoaded",
+    "OutsideFolder", "QueryError", "SearchConfig", "SearchEngine", "SearchError", "SearchResults", "Section",
+    "SentenceTransformerEmbedder", "build_index", "load_categories", "load_corpus",
 ]

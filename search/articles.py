@@ -15,10 +15,10 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 from markdown.extensions.toc import slugify_unicode
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
+from .errors import SearchError
 
 
-class ArticleError(Exception):
+class ArticleError(SearchError):
     """A problem in one article file, located by file, line and field."""
 
     def __init__(self, path: Path | str, message: str, *, line: int = 1, field: str | None = None):
@@ -58,6 +58,9 @@ class InvalidArticle(ArticleError):
     @property
     def problems(self) -> tuple[ArticleError, ...]:
         return self.all
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
 
 
 class _NotADate(str):

@@ -21,6 +21,7 @@ from .analysis import markdown_text
 from .build import build_index
 from .embeddings import Embedder
 from .engine import MODES, SearchEngine
+from .errors import InvalidArgument
 from .folder import load_corpus
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?%?|£\d+")
@@ -44,7 +45,7 @@ class Babbler:
                 for a, b, c in zip(words, words[1:], [*words[2:], "."], strict=False):
                     self.next[(a, b)].append(c)
         if not self.starts:
-            raise ValueError("the seed articles have no sentences to learn from")
+            raise InvalidArgument("the seed articles have no sentences to learn from")
 
     def sentence(self, most: int = 24) -> str:
         a, b = self.rng.choice(self.starts)

@@ -17,6 +17,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .errors import InvalidArgument, SearchError
+
+
+class EmbedderUnavailable(SearchError, RuntimeError):
+    """The embedding model could not be loaded; search falls back to lexical only."""
+
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
@@ -46,10 +53,6 @@ def release_memory(collect: bool = True) -> None:
         gc.collect()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-
-
-class EmbedderUnavailable(RuntimeError):
-    """The embedding model could not be loaded; search falls back to lexical only."""
 
 
 class Embedder(Protocol):
@@ -95,7 +98,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model_dir: str | None = None, *, precision: str = "auto",
                  batch_size: int = 32, threads: int | None = None):
         if precision not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
+            raise InvalidArgument(f"precision must be auto, float32 or bfloat16, not {precision!r}")
         self.model_dir = model_dir
         self.precision = ("bfloat16" if _cpu_has_bf16() else "float32") if precision == "auto" else precision
         self.batch_size = batch_size

@@ -17,6 +17,7 @@ from . import fusion
 from .analysis import clean_query
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable
+from .errors import SearchError
 from .lexical import (
     DEFAULT_FIELD_B,
     DEFAULT_FIELD_WEIGHTS,
@@ -28,14 +29,19 @@ from .lexical import (
 from .library import Library
 from .store import IndexCorrupt, IndexStore
 
+
+class QueryError(SearchError, ValueError):
+    """A search request that cannot be answered as asked (unknown mode, bad limit)."""
+
+
+class NotLoaded(SearchError, RuntimeError):
+    """Something was asked of an engine that it was opened without (the articles, without ``pages=True``)."""
+
+
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "lexical", "dense")
 QUERY_CACHE = 2048  # query vectors remembered
-
-
-class QueryError(ValueError):
-    """A search request that cannot be answered as asked (unknown mode, bad limit)."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ class SearchEngine:
     def library(self) -> Library:
         """Return the published articles (an engine opened with ``pages=True``)."""
         if self._gen.library is None:
-            raise RuntimeError("this engine was opened without pages=True")
+            raise NotLoaded("this engine was opened without pages=True")
         return self._gen.library
 
     def related(self, slug: str, limit: int = 5) -> list[str]:

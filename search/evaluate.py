@@ -8,6 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import SearchError
+
+
+class QueryFileError(SearchError, ValueError):
+    """A query file line that is not ``{"query": str, "relevant": [slug, ...]}``."""
+
+
 METRICS = ("ndcg@10", "mrr@10", "recall@5", "recall@10", "hit@1")
 
 
@@ -17,10 +24,6 @@ class LabelledQuery:
 
     query: str
     relevant: frozenset[str]
-
-
-class QueryFileError(ValueError):
-    """A query file line that is not ``{"query": str, "relevant": [slug, ...]}``."""
 
 
 def load_queries(path: Path | str) -> list[LabelledQuery]:

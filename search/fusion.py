@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InvalidArgument
+
 # Chosen on the dev queries of ../shared/eval: one setting for every set (README "Search quality").
 DEFAULT_LEXICAL_WEIGHT = 0.15
 DEFAULT_POOL = 100
@@ -50,7 +52,7 @@ def convex(lexical: np.ndarray, dense: np.ndarray, lexical_weight: float = DEFAU
            pool: int = DEFAULT_POOL, dense_spread: float = DEFAULT_DENSE_SPREAD) -> np.ndarray:
     """Fuse two score arrays: ``w · minmax(lexical) + (1 - w) · minmax(dense)``."""
     if not 0.0 <= lexical_weight <= 1.0:
-        raise ValueError(f"lexical weight must be between 0 and 1, not {lexical_weight}")
+        raise InvalidArgument(f"lexical weight must be between 0 and 1, not {lexical_weight}")
     lex = minmax(lexical, pool) if lexical.any() else np.zeros_like(lexical, dtype=np.float32)
     fused = lexical_weight * lex + (1.0 - lexical_weight) * minmax(dense, pool, dense_spread)
     return fused.astype(np.float32)

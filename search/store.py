@@ -23,15 +23,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import SearchError
+
 FORMAT_VERSION = 3  # bump when the analyzer or any file's layout changes: old indexes are rebuilt
 KEEP_GENERATIONS = 2  # the current one, and the previous for readers still holding it
 
 
-class IndexMissing(FileNotFoundError):
+class IndexMissing(SearchError, FileNotFoundError):
     """No index has been built in this folder yet."""
 
 
-class IndexCorrupt(RuntimeError):
+class IndexCorrupt(SearchError, RuntimeError):
     """The published index is incomplete or unreadable; rebuild it with ``kb index``."""
 
 
