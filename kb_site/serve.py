@@ -205,10 +205,9 @@ def post_fork(_server: Any, worker: Any) -> None:
     def warm() -> None:
         with app.app_context():
             embedder = service().embedder()
-            load = getattr(embedder, "load", None)
-            if load is not None:
+            if embedder is not None:
                 try:
-                    load()
+                    embedder.load()
                 except Exception as exc:  # the engine logs and falls back to lexical search on first use
                     log.warning("embedding model not loaded: %s", exc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import hashlib
 import itertools
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 
-def _libc_malloc_trim() -> Callable[[int], int] | None:
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """Return glibc's ``malloc_trim``, looked up on first use; None where there is no glibc."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -37,8 +40,6 @@ def _libc_malloc_trim() -> Callable[[int], int] | None:
     except (OSError, AttributeError):  # not glibc
         return None
 
-
-_MALLOC_TRIM = _libc_malloc_trim()
 
 
 def release_memory(collect: bool = True) -> None:
@@ -51,8 +52,9 @@ def release_memory(collect: bool = True) -> None:
     """
     if collect:
         gc.collect()
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class Embedder(Protocol):
@@ -66,11 +68,26 @@ class Embedder(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory, so that encoding answers without a wait."""
+        ...
+
+    @property
+    def error(self) -> str | None:
+        """Why the model could not be loaded, once that was tried and failed; else None."""
+        ...
+
+    def load(self) -> None:
+        """Load the model now; raise EmbedderUnavailable if it cannot be."""
+        ...
+
     def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         """Return one normalised row a text, shape (len(texts), dim)."""
         ...
 
 
+@functools.cache
 def _cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()

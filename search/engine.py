@@ -203,7 +203,7 @@ class SearchEngine:
         known = [self._vectors.get(t) for t in texts]
         if all(v is not None for v in known):
             return np.stack(known)  # type: ignore[arg-type]
-        if not self._model_ready():
+        if not self._model_ready(self.embedder):
             return None
         try:
             vectors = self.embedder.encode(list(texts))
@@ -218,26 +218,23 @@ class SearchEngine:
             log.warning("semantic search unavailable, answering from the lexical index: %s", exc)
             return None
 
-    def _model_ready(self) -> bool:
+    def _model_ready(self, embedder: Embedder) -> bool:
         """Return whether a query can be encoded now; if not, make sure the model is loading in the background."""
-        embedder = self.embedder
-        if self.wait_for_model or getattr(embedder, "loaded", True):
+        if self.wait_for_model or embedder.loaded:
             return True
-        error = getattr(embedder, "error", None)
-        if error:
-            self.dense_error = str(error)
+        if embedder.error:
+            self.dense_error = embedder.error
             return False
         with self._lock:
             if self._loader is None:
-                self._loader = threading.Thread(target=self._load_model, name="kb-model-load", daemon=True)
+                self._loader = threading.Thread(target=self._load_model, args=(embedder,), name="kb-model-load",
+                                                daemon=True)
                 self._loader.start()
         return False
 
-    def _load_model(self) -> None:
-        load = getattr(self.embedder, "load", None)
+    def _load_model(self, embedder: Embedder) -> None:
         try:
-            if load is not None:
-                load()
+            embedder.load()
         except EmbedderUnavailable as exc:
             self.dense_error = str(exc)
             log.warning("semantic search unavailable, answering from the lexical index: %s", exc)

@@ -17,6 +17,7 @@ class HashingEmbedder:
     def __init__(self, dim: int = 64):
         self._dim = dim
         self.encoded: list[str] = []
+        self.error: str | None = None
 
     @property
     def name(self) -> str:
@@ -25,6 +26,13 @@ class HashingEmbedder:
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def loaded(self) -> bool:
+        return True
+
+    def load(self) -> None:
+        """Load nothing: there is no model."""
 
     def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
         self.encoded.extend(texts)
@@ -41,5 +49,15 @@ class HashingEmbedder:
 class BrokenEmbedder(HashingEmbedder):
     """An embedder whose model cannot load, like a missing or corrupt model folder."""
 
+    @property
+    def loaded(self) -> bool:
+        return False
+
+    def load(self) -> None:
+        """Fail as a missing model file does, and remember why (as SentenceTransformerEmbedder does)."""
+        self.error = "cannot load the embedding model: model.safetensors is missing"
+        raise EmbedderUnavailable(self.error)
+
     def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
-        raise EmbedderUnavailable("cannot load the embedding model: model.safetensors is missing")
+        self.load()  # raises
+        return super().encode(texts, progress=progress)

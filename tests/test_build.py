@@ -182,6 +182,18 @@ def test_model_failing_at_query_time_falls_back_and_warns(corpus, tmp_path, fake
     assert engine.search("refund", mode="lexical").fallback is False
 
 
+def test_server_engine_loads_the_model_in_the_background_and_records_why_it_failed(corpus, tmp_path):
+    """A server's engine answers lexically at once while the model loads; a failed load is the dense error."""
+    build_index(corpus, tmp_path / "ix", HashingEmbedder())
+    embedder = BrokenEmbedder()
+    engine = SearchEngine(tmp_path / "ix", embedder, wait_for_model=False)
+    assert engine.search("refund").fallback
+    assert engine._loader is not None
+    engine._loader.join(10)
+    assert engine.dense_error == embedder.error and "model.safetensors" in embedder.error
+    assert engine.search("refund").fallback
+
+
 def test_lexical_index_gains_vectors_when_the_model_returns(corpus, tmp_path, fake_embedder):
     """After a lexical-only build, a build with a working model adds the vectors."""
     build_index(corpus, tmp_path / "ix", BrokenEmbedder())

@@ -44,9 +44,9 @@ def readyz() -> Response:
         embedder = engine.embedder
         if embedder is None:
             checks["search"] = "lexical only (no embedding model configured)"
-        elif engine.dense_error or getattr(embedder, "error", None):
-            checks["search"] = f"lexical fallback: {engine.dense_error or getattr(embedder, 'error', '')}"
-        elif getattr(embedder, "loaded", True):
+        elif engine.dense_error or embedder.error:
+            checks["search"] = f"lexical fallback: {engine.dense_error or embedder.error}"
+        elif embedder.loaded:
             checks["search"] = "hybrid"
         else:
             checks["search"] = "loading the embedding model"
