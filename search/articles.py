@@ -236,8 +236,10 @@ _FRONT_RE = re.compile(r"\A(?:\ufeff)?---[^\n]*\n.*?^(?:---|\.\.\.)[ \t]*$\n?", 
 _SLUG_LINE_RE = re.compile(r"""^slug[ \t]*:[ \t]*["']?([a-z0-9][a-z0-9_-]*)["']?[ \t]*$""", re.MULTILINE)
 
 
-def _field_line(front: str, key: str) -> int:
-    """Return the 1-based line of ``key:`` in the front-matter, or 1 when absent."""
+def field_line(text: str, key: str) -> int:
+    """Return the 1-based line of ``key:`` in an article file's front-matter, or 1 when absent."""
+    found = _FRONT_RE.match(text)
+    front = found.group(0) if found else ""
     match = re.search(rf"^{re.escape(key)}\s*:", front, re.MULTILINE)
     return front.count("\n", 0, match.start()) + 1 if match else 1
 
@@ -264,12 +266,12 @@ class _Checks:
     """One file's front-matter being validated, and every problem found so far (not only the first)."""
 
     path: Path
-    front: str  # the front-matter block, where a key's line is looked up
+    source: str  # the whole file, whose front-matter tells a key's line
     meta: dict[str, Any]
     problems: list[ArticleError] = field(default_factory=list)
 
     def fail(self, key: str, message: str) -> None:
-        line = _field_line(self.front, key) if key in self.meta else 1
+        line = field_line(self.source, key) if key in self.meta else 1
         self.problems.append(ArticleError(self.path, message, line=line, field=key))
 
     def text(self, key: str) -> str:
@@ -350,7 +352,7 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
         raise InvalidArticle([ArticleError(path, f"front-matter must be a mapping of keys to values, not "
                                                  f"{_kind(loaded)}", line=2)], path.stem)
     meta: dict[str, Any] = dict(loaded or {})
-    checks = _Checks(path, front, meta)
+    checks = _Checks(path, text, meta)
     for key, value in meta.items():
         bad = next(_not_dates(value), None)
         if bad is not None:

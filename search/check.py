@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .articles import Article, ArticleError, InvalidArticle
+from .articles import Article, ArticleError, InvalidArticle, field_line
 from .folder import load_categories, load_corpus, real_path_inside
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
@@ -36,11 +36,9 @@ def _from_error(exc: ArticleError) -> Problem:
 
 def _field_line(article: Article, key: str) -> int:
     try:
-        text = article.path.read_text(encoding="utf-8")
+        return field_line(article.path.read_text(encoding="utf-8-sig"), key)
     except OSError:
         return 1
-    match = re.search(rf"^{re.escape(key)}\s*:", text, re.MULTILINE)
-    return text.count("\n", 0, match.start()) + 1 if match else 1
 
 
 def check_articles(root: Path | str) -> list[Problem]:

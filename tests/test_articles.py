@@ -11,7 +11,7 @@ from pathlib import Path
 import markdown
 import pytest
 
-from search.articles import ArticleError, heading_anchor, load_article, parse_article, split_sections
+from search.articles import ArticleError, field_line, heading_anchor, load_article, parse_article, split_sections
 from search.folder import load_categories, load_corpus
 
 FULL = """\
@@ -103,6 +103,14 @@ def test_front_matter_errors_name_file_line_and_field(tmp_path, text, line, fiel
     assert (error.line, error.field) == (line, field)
     assert words in error.message
     assert str(error) == f"{tmp_path / 'bad.md'}:{line}: {field}: {error.message}"
+
+
+def test_field_line_reads_the_front_matter_only():
+    """A key's line is found in the front-matter; the same words in the body, or no key, give line 1."""
+    text = "---\ntitle: T\n\nrelated: [a]\n---\ncategory: not front-matter\n"
+    assert field_line(text, "related") == 4
+    assert field_line(text, "category") == 1
+    assert field_line("no front-matter\nslug: x\n", "slug") == 1
 
 
 def test_invalid_yaml_is_reported_past_the_first_line(tmp_path):

@@ -118,10 +118,16 @@ def test_link_line_counts_blank_line_after_front_matter(tmp_path):
     assert path.read_text().splitlines()[problem.line - 1] == "See [x](/articles/missing)."
 
 
-def test_empty_body_is_an_error(tmp_path):
-    """An article with front-matter only is reported as having no body text."""
-    article(tmp_path, "orders/empty.md", "Empty", "")
-    assert found(tmp_path) == [("empty.md", 4, "the article has no body text", "error")]
+@pytest.mark.parametrize(("body", "line", "message"), [
+    pytest.param("", 4, "the article has no body text", id="front-matter only"),
+    pytest.param("```markdown\n[x](/articles/example)\n```\n[y](/articles/gone)\n", 8,
+                 "link to a missing article: /articles/gone", id="link in a code block"),
+])
+def test_one_article_one_error(tmp_path, body, line, message):
+    """Front-matter only is an article with no body text; a link shown as an example inside a fenced code
+    block is not a broken link, one after it is."""
+    article(tmp_path, "orders/a.md", "A", body)
+    assert found(tmp_path) == [("a.md", line, message, "error")]
 
 
 def test_front_matter_errors_are_surfaced_with_lines(tmp_path):
@@ -171,26 +177,22 @@ def test_kb_check_passes_a_clean_tree(runner, clean):
     assert "0 errors, 0 warnings" in result.output
 
 
-def test_links_inside_code_blocks_are_not_checked(tmp_path):
-    """A link shown as an example inside a fenced code block is not a broken link; one after it is."""
-    article(tmp_path, "orders/a.md", "A", "```markdown\n[x](/articles/example)\n```\n[y](/articles/gone)\n")
-    assert found(tmp_path) == [("a.md", 8, "link to a missing article: /articles/gone", "error")]
-
-
 def test_every_error_of_a_file_is_reported_with_line_and_field(tmp_path):
     """A wrong type on tags, a missing title and a bad date in one file are three problems, each located."""
     write(tmp_path, "a/three.md", "---\nsummary: s\ntags: oops\nupdated: 2026-13-45\ndraft: maybe\n---\nbody\n")
     write(tmp_path, "a/two.md", "---\ntitle: T\nsummary: s\naliases: [Not A Slug, 'also bad']\n---\nbody\n")
     write(tmp_path, "a/quoted.md", "---\ntitle: T\nsummary: s\nupdated: '30/02/2026'\nslug: Bad\n---\nbody\n")
-    assert found(tmp_path) == [
-        ("quoted.md", 4, "updated: '30/02/2026' is not a date (use YYYY-MM-DD)", "error"),
-        ("quoted.md", 5, "slug: 'Bad' must be lowercase letters, digits and hyphens", "error"),
-        ("three.md", 1, "title: is required", "error"),
-        ("three.md", 3, "tags: must be a list, not str", "error"),
-        ("three.md", 4, "updated: not a real date (month must be in 1..12)", "error"),
-        ("three.md", 5, "draft: must be true or false, not str", "error"),
-        ("two.md", 4, "aliases: 'Not A Slug' is not a valid slug", "error"),
-        ("two.md", 4, "aliases: 'also bad' is not a valid slug", "error"),
+    problems = found(tmp_path)
+    assert {severity for *_, severity in problems} == {"error"}
+    assert [f"{name}:{line}: {message}" for name, line, message, _ in problems] == [
+        "quoted.md:4: updated: '30/02/2026' is not a date (use YYYY-MM-DD)",
+        "quoted.md:5: slug: 'Bad' must be lowercase letters, digits and hyphens",
+        "three.md:1: title: is required",
+        "three.md:3: tags: must be a list, not str",
+        "three.md:4: updated: not a real date (month must be in 1..12)",
+        "three.md:5: draft: must be true or false, not str",
+        "two.md:4: aliases: 'Not A Slug' is not a valid slug",
+        "two.md:4: aliases: 'also bad' is not a valid slug",
     ]
 
 
