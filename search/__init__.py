@@ -10,12 +10,13 @@ from .embeddings import Embedder, EmbedderUnavailable, SentenceTransformerEmbedd
 from .engine import Hit, NotLoaded, QueryError, SearchConfig, SearchEngine, SearchResults
 from .errors import InvalidArgument, SearchError
 from .folder import Category, Corpus, OutsideFolder, load_categories, load_corpus
+from .generation import Doc, Generation, IndexCorrupt
 from .library import Library
-from .store import IndexCorrupt, IndexMissing
+from .store import IndexMissing
 
 __all__ = [
-    "Article", "ArticleError", "BrokenFile", "BuildReport", "Category", "Corpus", "Embedder", "EmbedderUnavailable",
-    "Hit", "IndexCorrupt", "IndexMissing", "InvalidArgument", "InvalidArticle", "Library", "NotLoaded",
-    "OutsideFolder", "QueryError", "SearchConfig", "SearchEngine", "SearchError", "SearchResults", "Section",
-    "SentenceTransformerEmbedder", "build_index", "load_categories", "load_corpus",
+    "Article", "ArticleError", "BrokenFile", "BuildReport", "Category", "Corpus", "Doc", "Embedder",
+    "EmbedderUnavailable", "Generation", "Hit", "IndexCorrupt", "IndexMissing", "InvalidArgument", "InvalidArticle",
+    "Library", "NotLoaded", "OutsideFolder", "QueryError", "SearchConfig", "SearchEngine", "SearchError",
+    "SearchResults", "Section", "SentenceTransformerEmbedder", "build_index", "load_categories", "load_corpus",
 ]

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-ERRORS_FILE = "errors.json"  # in each generation: a list of BrokenFile records
 
 
 @dataclass(frozen=True)
@@ -53,11 +50,3 @@ class BrokenFile:
         return cls(data["file"], data["line"], data["field"], data["message"], dt.datetime.fromisoformat(
             data["since"]), data["slug"], dt.datetime.fromisoformat(data["serving"]) if data["serving"] else None)
 
-
-def read_errors(generation: Path) -> tuple[BrokenFile, ...]:
-    """Return the problems recorded in a generation (none in one built before they were recorded)."""
-    try:
-        records = json.loads((generation / ERRORS_FILE).read_text())
-    except FileNotFoundError:
-        return ()
-    return tuple(BrokenFile.from_record(r) for r in records)

@@ -13,9 +13,7 @@ over) until the file is fixed; every problem is recorded in the generation
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -25,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import markdown_text
 from .articles import Article, ArticleError, load_article
-from .broken import ERRORS_FILE, BrokenFile, read_errors
+from .broken import BrokenFile
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
 from .folder import load_categories, walk
+from .generation import Doc, FileNote, Generation, IndexCorrupt
 from .lexical import TermCounts, write_whoosh
-from .store import IndexCorrupt, IndexStore
+from .store import IndexStore
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +62,9 @@ class BuildReport:
 class _Previous:
     """The published generation a build starts from."""
 
-    path: Path | None = None
-    docs: list[dict[str, Any]] = field(default_factory=list)
-    files: dict[str, list[Any]] = field(default_factory=dict)  # rel path -> [mtime_ns, size, slug|None, hash]
+    generation: Generation | None = None
+    docs: list[Doc] = field(default_factory=list)
+    files: dict[str, FileNote] = field(default_factory=dict)  # rel path -> [mtime_ns, size, slug|None, hash]
     dense: bool = False
     model: str | None = None
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> Article.record()
@@ -78,26 +76,45 @@ class _Previous:
         if store.current_name() is None:
             return cls()
         try:
-            path = store.current()
-            manifest = store.manifest(path)
-            docs = json.loads((path / "docs.json").read_text())
-            files = json.loads((path / "files.json").read_text())
-            records = json.loads((path / "articles.json").read_text())
-            site = json.loads((path / "site.json").read_text())
-            errors = read_errors(path)
-        except (OSError, ValueError, KeyError, IndexCorrupt) as exc:
+            generation = store.current()
+            manifest = generation.manifest()
+            return cls(generation, generation.docs(), generation.files(), bool(manifest.get("dense")),
+                       manifest.get("model"), generation.records(), generation.site(), generation.errors())
+        except (OSError, ValueError, KeyError, TypeError, IndexCorrupt) as exc:
             log.warning("rebuilding the index from scratch: %s", exc)
             return cls()
-        return cls(path, docs, files, bool(manifest.get("dense")), manifest.get("model"), records, site, errors)
+
+    def rows(self) -> dict[str, int]:
+        """Return each indexed slug's row."""
+        return {d.slug: i for i, d in enumerate(self.docs)}
 
 
-def _doc_record(article: Article) -> dict[str, Any]:
-    return {
-        "slug": article.slug, "title": article.title, "summary": article.summary,
-        "category": article.category, "hash": article.content_hash,
-        # Plain text, for snippets; pages are rendered from articles.json.
-        "sections": [[s.anchor, s.heading, " ".join(markdown_text(s.text).split())] for s in article.sections],
-    }
+@dataclass
+class _Scan:
+    """What a build found in the articles folder."""
+
+    files: dict[str, FileNote] = field(default_factory=dict)  # every file taken, by relative path
+    parsed: dict[str, Article] = field(default_factory=dict)  # slug -> article read (or taken from a record)
+    current: dict[str, tuple[str, str]] = field(default_factory=dict)  # slug -> (content hash, relative path)
+    failures: list[_Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the next generation holds: articles kept row for row, fresh ones, and what the site shows."""
+
+    keep: list[str]  # slugs whose rows are carried over, in slug order
+    fresh: list[Article]  # added or changed articles, in slug order
+    removed: list[str]
+    changed: int  # how many of fresh replace an article of the same slug
+    records: dict[str, dict[str, Any]]
+    site: dict[str, Any]
+    errors: tuple[BrokenFile, ...]
+
+    def is_noop(self, old: _Previous, want_dense: bool) -> bool:
+        """Return whether the plan is what ``old`` already holds (nothing to publish)."""
+        return (old.generation is not None and not self.fresh and not self.removed and (old.dense or not want_dense)
+                and self.records == old.records and self.site == old.site and self.errors == old.errors)
 
 
 def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embedder | None, *,
@@ -119,124 +136,133 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
     with store.build_lock():
         previous = _Previous.read(store)  # the last good versions of broken files come from here, always
         old = _Previous() if force else previous
-        if embedder is not None and old.path is not None and (not old.dense or old.model != embedder.name):
+        if embedder is not None and old.generation is not None and (not old.dense or old.model != embedder.name):
             old = _Previous()  # the last build had no model, or another one: every article needs new vectors
-        old_index = {d["slug"]: i for i, d in enumerate(old.docs)}
-        files: dict[str, list[Any]] = {}
-        parsed: dict[str, Article] = {}
-        current: dict[str, tuple[str, str]] = {}  # slug -> (hash, rel path)
-        found = walk(root)
-        failures: list[_Failure] = [_Failure(e) for e in found.refused]
-        paths = found.articles
-        for number, path in enumerate(paths):
-            rel = str(path.relative_to(root))
-            entry: list[Any] | None
-            try:
-                stat = path.stat()
-                seen = old.files.get(rel)
-                if seen and seen[:2] == [stat.st_mtime_ns, stat.st_size]:
-                    slug, digest = seen[2], seen[3]
-                else:
-                    article = load_article(path, root)
-                    slug = None if article.draft else article.slug
-                    digest = article.content_hash
-                    if slug is not None:
-                        parsed[slug] = article
-                entry = [stat.st_mtime_ns, stat.st_size, slug, digest]
-            except FileNotFoundError:
-                if not path.is_symlink():
-                    continue  # deleted while we read the folder: the next build sees it gone
-                error: ArticleError = ArticleError(path, "is a link to a file that does not exist")
-                entry = _keep_last_good(error, rel, previous, old, parsed, failures)
-            except ArticleError as exc:
-                entry = _keep_last_good(exc, rel, previous, old, parsed, failures)
-            if entry is None:
-                continue
-            slug = entry[2]
-            if slug is not None and slug in current:
-                failures.append(_Failure(ArticleError(path, f"'{slug}' is already the slug of "
-                                                            f"{current[slug][1]}", field="slug"), slug))
-                continue
-            files[rel] = entry
-            if slug is not None:
-                current[slug] = (entry[3], rel)
-            if number % 500 == 0:
-                _tick(progress, "read", number, len(paths))
-
-        def unchanged(slug: str) -> bool:
-            i = old_index.get(slug)
-            return i is not None and old.docs[i]["hash"] == current[slug][0]
-
-        keep = sorted(s for s in current if unchanged(s))
-        fresh_slugs = sorted(s for s in current if not unchanged(s))
-        missing = [s for s in fresh_slugs if s not in parsed]  # stat unchanged but not in the last index
-        for slug in missing:
-            parsed[slug] = load_article(root / current[slug][1], root)
-        fresh = [parsed[s] for s in fresh_slugs]
-        removed = [s for s in old_index if s not in current]
-        changed = sum(1 for s in fresh_slugs if s in old_index)
-        want_dense = embedder is not None
-        # What the site shows changes without a search change too (related, aliases, dates, categories).
-        records = {s: parsed[s].record(root) if s in parsed else old.records[s] for s in sorted(current)}
-        category_errors: list[ArticleError] = []
-        site = _site_data(root, old, records, removed, [parsed[s] for s in fresh_slugs if s not in old_index],
-                          category_errors)
-        errors = _broken(root, failures + [_Failure(e) for e in category_errors], previous.errors)
-        if old.path is not None and not fresh and not removed and (old.dense or not want_dense) \
-                and records == old.records and site == old.site and errors == old.errors:
-            if files != old.files:  # only timestamps moved: remember them, so next time reads nothing
-                _write_atomic(old.path / "files.json", json.dumps(files))
-            return BuildReport(old.path.name, len(keep), 0, 0, 0, 0, old.dense,
-                               time.perf_counter() - started, errors, published=False)
-
-        folder = store.new_folder()
+        scan = _scan(root, previous, old, progress)
+        plan = _diff(root, scan, previous, old)
+        if plan.is_noop(old, embedder is not None):
+            assert old.generation is not None
+            if scan.files != old.files:  # only timestamps moved: remember them, so next time reads nothing
+                old.generation.write_files(scan.files)
+            return BuildReport(old.generation.name, len(plan.keep), 0, 0, 0, 0, old.dense,
+                               time.perf_counter() - started, plan.errors, published=False)
+        files, errors, removed, changed = scan.files, plan.errors, len(plan.removed), plan.changed
+        total, added = len(plan.keep) + len(plan.fresh), len(plan.fresh) - plan.changed
+        generation = store.new_generation()
         try:
-            keep_rows = [old_index[s] for s in keep]
-            if old.path is not None:
-                # Hard links: whoosh never rewrites a file in place (new segments, a new TOC), so the
-                # new generation can share the old one's files instead of copying them.
-                shutil.copytree(old.path / "whoosh", folder / "whoosh", ignore=shutil.ignore_patterns("*LOCK*"),
-                                copy_function=_link_or_copy)
-                counts = TermCounts.load(old.path).rows(keep_rows)
-            else:
-                counts = TermCounts.empty()
-            _tick(progress, "analyse", 0, len(fresh))
-            write_whoosh(folder / "whoosh", fresh, removed, replace=[a.slug for a in fresh if a.slug in old_index])
-            counts.extended(fresh).save(folder)
-            del counts
-            _tick(progress, "analyse", len(fresh), len(fresh))
-            docs = [old.docs[i] for i in keep_rows] + [_doc_record(a) for a in fresh]
-            (folder / "docs.json").write_text(json.dumps(docs))
-            (folder / "articles.json").write_text(json.dumps(records))
-            (folder / "site.json").write_text(json.dumps(site))
-            (folder / ERRORS_FILE).write_text(json.dumps([e.record() for e in errors]))
-            del records
-            passages = DenseIndex.build_arrays(fresh)
-            replaced = [old_index[a.slug] for a in fresh if a.slug in old_index]
-            added = len(fresh) - changed
-            del fresh, parsed, docs  # keep memory for the model while embedding
+            passages, keep_rows, replaced = _write_articles(generation, old, plan, progress)
+            del scan, plan  # keep memory for the model while embedding
             release_memory()
             embedded, dense = 0, False
-            if want_dense:
-                assert embedder is not None
+            if embedder is not None:
                 try:
-                    embedded = _write_dense(folder, passages, keep_rows, replaced, old.path if old.dense else None,
-                                            embedder, EmbeddingCache(cache_path or store.cache_path), progress)
+                    embedded = _write_dense(generation, passages, keep_rows, replaced,
+                                            old.generation if old.dense else None, embedder,
+                                            EmbeddingCache(cache_path or store.cache_path), progress)
                     dense = True
                 except EmbedderUnavailable as exc:
                     log.warning("building a lexical-only index: %s", exc)
-                    for partial in ("vectors.npy", "passages.npz"):
-                        (folder / partial).unlink(missing_ok=True)
-            (folder / "files.json").write_text(json.dumps(files))
-            final = store.publish(folder, {
-                "articles": len(keep_rows) + added + changed, "dense": dense,
-                "model": embedder.name if dense and embedder else None, "built_at": time.time(),
+                    generation.drop_vectors()
+            generation.write_files(files)
+            final = store.publish(generation, {
+                "articles": total, "dense": dense, "model": embedder.name if dense and embedder else None,
+                "built_at": time.time(),
             })
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(generation.path, ignore_errors=True)
             raise
-    return BuildReport(final.name, len(keep_rows) + added + changed, added, changed, len(removed), embedded, dense,
-                       time.perf_counter() - started, errors)
+    return BuildReport(final.name, total, added, changed, removed, embedded, dense, time.perf_counter() - started,
+                       errors)
+
+
+def _scan(root: Path, previous: _Previous, old: _Previous, progress: Progress | None) -> _Scan:
+    """Read the articles folder: parse the files whose time or size changed since ``old``, note the rest."""
+    found = walk(root)
+    scan = _Scan(failures=[_Failure(e) for e in found.refused])
+    paths = found.articles
+    for number, path in enumerate(paths):
+        rel = str(path.relative_to(root))
+        entry: FileNote | None
+        try:
+            stat = path.stat()
+            seen = old.files.get(rel)
+            if seen and seen[:2] == [stat.st_mtime_ns, stat.st_size]:
+                slug, digest = seen[2], seen[3]
+            else:
+                article = load_article(path, root)
+                slug = None if article.draft else article.slug
+                digest = article.content_hash
+                if slug is not None:
+                    scan.parsed[slug] = article
+            entry = [stat.st_mtime_ns, stat.st_size, slug, digest]
+        except FileNotFoundError:
+            if not path.is_symlink():
+                continue  # deleted while we read the folder: the next build sees it gone
+            error: ArticleError = ArticleError(path, "is a link to a file that does not exist")
+            entry = _keep_last_good(error, rel, previous, old, scan.parsed, scan.failures)
+        except ArticleError as exc:
+            entry = _keep_last_good(exc, rel, previous, old, scan.parsed, scan.failures)
+        if entry is None:
+            continue
+        slug = entry[2]
+        if slug is not None and slug in scan.current:
+            scan.failures.append(_Failure(ArticleError(path, f"'{slug}' is already the slug of "
+                                                             f"{scan.current[slug][1]}", field="slug"), slug))
+            continue
+        scan.files[rel] = entry
+        if slug is not None:
+            scan.current[slug] = (entry[3], rel)
+        if number % 500 == 0:
+            _tick(progress, "read", number, len(paths))
+    return scan
+
+
+def _diff(root: Path, scan: _Scan, previous: _Previous, old: _Previous) -> _Plan:
+    """Compare the folder with ``old`` by content hash: what is kept, fresh or removed, and what the site shows."""
+    old_rows = old.rows()
+
+    def unchanged(slug: str) -> bool:
+        i = old_rows.get(slug)
+        return i is not None and old.docs[i].hash == scan.current[slug][0]
+
+    keep = sorted(s for s in scan.current if unchanged(s))
+    fresh_slugs = sorted(s for s in scan.current if not unchanged(s))
+    for slug in fresh_slugs:
+        if slug not in scan.parsed:  # stat unchanged but not in the last index
+            scan.parsed[slug] = load_article(root / scan.current[slug][1], root)
+    removed = [s for s in old_rows if s not in scan.current]
+    # What the site shows changes without a search change too (related, aliases, dates, categories).
+    records = {s: scan.parsed[s].record(root) if s in scan.parsed else old.records[s] for s in sorted(scan.current)}
+    category_errors: list[ArticleError] = []
+    site = _site_data(root, old, records, removed, [scan.parsed[s] for s in fresh_slugs if s not in old_rows],
+                      category_errors)
+    errors = _broken(root, scan.failures + [_Failure(e) for e in category_errors], previous.errors)
+    return _Plan(keep, [scan.parsed[s] for s in fresh_slugs], removed, sum(1 for s in fresh_slugs if s in old_rows),
+                 records, site, errors)
+
+
+def _write_articles(generation: Generation, old: _Previous, plan: _Plan, progress: Progress | None
+                    ) -> tuple[tuple[list[str], np.ndarray, np.ndarray, np.ndarray], list[int], list[int]]:
+    """Write everything but the vectors; return the fresh articles' passages, the kept rows and the replaced ones."""
+    old_rows = old.rows()
+    keep_rows = [old_rows[s] for s in plan.keep]
+    if old.generation is not None:
+        generation.link_whoosh(old.generation)
+        counts = old.generation.term_counts().rows(keep_rows)
+    else:
+        counts = TermCounts.empty()
+    fresh = plan.fresh
+    _tick(progress, "analyse", 0, len(fresh))
+    write_whoosh(generation.whoosh, fresh, plan.removed, replace=[a.slug for a in fresh if a.slug in old_rows])
+    generation.write_term_counts(counts.extended(fresh))
+    del counts
+    _tick(progress, "analyse", len(fresh), len(fresh))
+    generation.write_docs([old.docs[i] for i in keep_rows] + [Doc.of(a) for a in fresh])
+    generation.write_records(plan.records)
+    generation.write_site(plan.site)
+    generation.write_errors(plan.errors)
+    replaced = [old_rows[a.slug] for a in fresh if a.slug in old_rows]
+    return DenseIndex.build_arrays(fresh), keep_rows, replaced
 
 
 @dataclass(frozen=True)
@@ -311,25 +337,12 @@ def _site_data(root: Path, old: _Previous, records: dict[str, dict[str, Any]], r
     return {"categories": categories, "redirects": redirects}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
-                 keep_rows: list[int], replaced: list[int], old_path: Path | None, embedder: Embedder,
+def _write_dense(generation: Generation, passages: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
+                 keep_rows: list[int], replaced: list[int], old: Generation | None, embedder: Embedder,
                  cache: EmbeddingCache, progress: Progress | None) -> int:
     """Write passage vectors: the kept articles' rows copied, the fresh articles' embedded (or cached).
 
-    The vectors go straight into a memory-mapped ``vectors.npy``: no copy of the matrix in memory.
+    The old vectors are memory-mapped and the new ones streamed to the file: no copy of the matrix in memory.
     """
     texts, owners, kinds, sections = passages
     keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype="S16") if texts else np.zeros(0, "S16")
@@ -338,9 +351,9 @@ def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray
     rows = np.zeros(0, np.int64)
     known: dict[bytes, np.ndarray] = {}
     old_vectors = None
-    if old_path is not None:
-        arrays = np.load(old_path / "passages.npz")
-        old_vectors = np.load(old_path / "vectors.npy", mmap_mode="r")
+    if old is not None:
+        arrays = old.passages()
+        old_vectors = old.vectors()
         remap = np.full(int(arrays["owners"].max(initial=-1)) + 1, -1, dtype=np.int64)
         remap[keep_rows] = np.arange(len(keep_rows))
         new_owner = remap[arrays["owners"]] if len(remap) else np.zeros(0, np.int64)
@@ -362,15 +375,7 @@ def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray
         done[0] += n
         _tick(progress, "embed", done[0], todo)
 
-    # Streamed to the file a block at a time: the whole matrix is never in memory while building.
-    with open(folder / "vectors.npy", "wb") as handle:
-        np.lib.format.write_array_header_1_0(handle, {
-            "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-            "shape": (total, dim)})
-
-        def write(block: np.ndarray) -> None:
-            handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
-
+    with generation.vector_writer(total, dim) as write:
         if old_vectors is not None:
             for start in range(0, len(rows), 4096):
                 write(np.asarray(old_vectors[rows[start:start + 4096]]))
@@ -378,9 +383,9 @@ def _write_dense(folder: Path, passages: tuple[list[str], np.ndarray, np.ndarray
             embedded = embed_cached(embedder, texts, cache, write, known, step)
         finally:
             cache.close()
-    np.savez(folder / "passages.npz", owners=np.concatenate([kept[0], owners + len(keep_rows)]),
-             kinds=np.concatenate([kept[1], kinds]), sections=np.concatenate([kept[2], sections]),
-             keys=np.concatenate([kept[3], keys]))
+    generation.write_passages(owners=np.concatenate([kept[0], owners + len(keep_rows)]),
+                              kinds=np.concatenate([kept[1], kinds]), sections=np.concatenate([kept[2], sections]),
+                              keys=np.concatenate([kept[3], keys]))
     return embedded
 
 

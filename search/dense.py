@@ -6,7 +6,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -100,16 +99,6 @@ class DenseIndex:
                 sections.append(passage.section)
         return (texts, np.asarray(owners, np.int32), np.asarray(kinds, np.int8),
                 np.asarray(sections, np.int32))
-
-    def save(self, directory: Path) -> None:
-        np.save(directory / "vectors.npy", self.vectors)
-        np.savez(directory / "passages.npz", owners=self.owners, kinds=self.kinds, sections=self.sections)
-
-    @classmethod
-    def load(cls, directory: Path, *, title_weight: float = 0.3) -> DenseIndex:
-        arrays = np.load(directory / "passages.npz")
-        return cls(np.load(directory / "vectors.npy"), arrays["owners"], arrays["kinds"], arrays["sections"],
-                   title_weight=title_weight)
 
     def passage_scores(self, query: np.ndarray) -> np.ndarray:
         """Return the cosine similarity of every passage to a normalised query vector."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import logging
 import threading
 import time
@@ -18,16 +17,16 @@ from .analysis import clean_query
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable
 from .errors import SearchError
+from .generation import Doc, IndexCorrupt
 from .lexical import (
     DEFAULT_FIELD_B,
     DEFAULT_FIELD_WEIGHTS,
     DEFAULT_K1,
     LexicalIndex,
     ParsedQuery,
-    TermCounts,
 )
 from .library import Library
-from .store import IndexCorrupt, IndexStore
+from .store import IndexStore
 
 
 class QueryError(SearchError, ValueError):
@@ -90,9 +89,11 @@ class SearchResults:
 
 
 @dataclass
-class _Generation:
+class _Opened:
+    """A generation as an engine holds it in memory."""
+
     name: str
-    docs: list[dict[str, Any]]
+    docs: list[Doc]
     lexical: LexicalIndex
     dense: DenseIndex | None
     categories: np.ndarray
@@ -125,25 +126,24 @@ class SearchEngine:
         self.query_cache = query_cache
         self._gen = self._open()
 
-    def _open(self) -> _Generation:
-        path = self.store.current()
+    def _open(self) -> _Opened:
+        generation = self.store.current()
         cfg = self.config
         try:
-            docs = json.loads((path / "docs.json").read_text())
-            lexical = LexicalIndex(path / "whoosh", TermCounts.load(path), weights=cfg.field_weights,
+            docs = generation.docs()
+            lexical = LexicalIndex(generation.whoosh, generation.term_counts(), weights=cfg.field_weights,
                                    b=cfg.field_b, k1=cfg.k1)
-            dense = DenseIndex.load(path, title_weight=cfg.title_weight) if (path / "vectors.npy").exists() \
-                else None
-            library = Library.load(path) if self.pages else None
+            dense = generation.dense(title_weight=cfg.title_weight) if generation.has_vectors else None
+            library = generation.library() if self.pages else None
         except Exception as exc:  # any unreadable part means the index must be rebuilt: say which
-            raise IndexCorrupt(f"cannot open the index in {path} ({type(exc).__name__}: {exc}); "
+            raise IndexCorrupt(f"cannot open the index in {generation.path} ({type(exc).__name__}: {exc}); "
                                "rebuild it with 'kb index --force'") from exc
-        categories = np.array([d["category"] for d in docs], dtype=object)
-        names: list[str] = sorted({str(d["category"]) for d in docs})
+        categories = np.array([d.category for d in docs], dtype=object)
+        names: list[str] = sorted({d.category for d in docs})
         codes = np.searchsorted(np.array(names, dtype=str), categories.astype(str)).astype(np.int64)
-        rows = {d["slug"]: i for i, d in enumerate(docs)}
+        rows = {d.slug: i for i, d in enumerate(docs)}
         vectors = dense.article_vectors() if dense is not None and self.pages else None
-        return _Generation(path.name, docs, lexical, dense, categories, library, rows, names, codes, vectors)
+        return _Opened(generation.name, docs, lexical, dense, categories, library, rows, names, codes, vectors)
 
     @property
     def generation(self) -> str:
@@ -168,22 +168,22 @@ class SearchEngine:
             cached = gen.related[(slug, limit)] = self._related(gen, slug, limit)
         return cached
 
-    def _related(self, gen: _Generation, slug: str, limit: int) -> list[str]:
+    def _related(self, gen: _Opened, slug: str, limit: int) -> list[str]:
         row = gen.rows.get(slug)
         if row is None:
             return []
         if gen.article_vectors is not None:
             similarity = gen.article_vectors @ gen.article_vectors[row]
         else:  # no vectors: articles sharing the most title words, then the same category
-            parsed = gen.lexical.parse(gen.docs[row]["title"])
+            parsed = gen.lexical.parse(gen.docs[row].title)
             similarity = gen.lexical.scores(parsed) + (gen.categories == gen.categories[row]) * 1e-3
         similarity = np.asarray(similarity, dtype=np.float64)
         similarity[row] = -np.inf
-        return [gen.docs[int(i)]["slug"] for i in fusion.top_k(similarity, min(limit, len(gen.docs) - 1))]
+        return [gen.docs[int(i)].slug for i in fusion.top_k(similarity, min(limit, len(gen.docs) - 1))]
 
     def slugs(self) -> list[str]:
         """Return the slugs of the indexed articles."""
-        return [d["slug"] for d in self._gen.docs]
+        return [d.slug for d in self._gen.docs]
 
     def refresh(self) -> bool:
         """Switch to a newer published generation if there is one; return whether it switched."""
@@ -290,10 +290,10 @@ class SearchEngine:
                              fallback=fallback, took_ms=(time.perf_counter() - started) * 1000,
                              categories=facets)
 
-    def _hit(self, gen: _Generation, doc: int, parsed: ParsedQuery, score: np.ndarray, lexical: np.ndarray,
+    def _hit(self, gen: _Opened, doc: int, parsed: ParsedQuery, score: np.ndarray, lexical: np.ndarray,
              dense: np.ndarray | None, passage_scores: np.ndarray | None) -> Hit:
         record = gen.docs[doc]
-        sections = record["sections"]
+        sections = record.sections
         best = -1
         if passage_scores is not None and gen.dense is not None:
             best = gen.dense.best_section(passage_scores, doc)
@@ -302,12 +302,11 @@ class SearchEngine:
         anchor, heading, text = sections[best] if 0 <= best < len(sections) else ("", "", "")
         snippet = gen.lexical.snippet(text, parsed.terms) if parsed.terms and text else ""
         if not snippet:
-            plain = " ".join((text or record["summary"]).split())
+            plain = " ".join((text or record.summary).split())
             snippet = html.escape(plain[:200] + ("…" if len(plain) > 200 else ""), quote=False)
         return Hit(
-            slug=record["slug"], title=record["title"],
-            url=f"/articles/{record['slug']}" + (f"#{anchor}" if anchor else ""),
-            anchor=anchor, section=heading, summary=record["summary"], category=record["category"],
+            slug=record.slug, title=record.title, url=f"/articles/{record.slug}" + (f"#{anchor}" if anchor else ""),
+            anchor=anchor, section=heading, summary=record.summary, category=record.category,
             snippet=snippet, score=float(score[doc]), lexical_score=float(lexical[doc]),
             dense_score=float(dense[doc]) if dense is not None else None,
         )

@@ -129,19 +129,6 @@ class TermCounts:
             counts[name] = sp.vstack([old, added], format="csr")
         return TermCounts(vocab, counts)
 
-    def save(self, directory: Path) -> None:
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
-        (directory / "vocab.txt").write_text("\n".join(terms), encoding="utf-8")
-        for name, matrix in self.counts.items():
-            sp.save_npz(directory / f"tf_{name}.npz", matrix, compressed=False)
-
-    @classmethod
-    def load(cls, directory: Path) -> TermCounts:
-        text = (directory / "vocab.txt").read_text(encoding="utf-8")
-        terms = text.split("\n") if text else []
-        counts = {name: sp.load_npz(directory / f"tf_{name}.npz").tocsr() for name in FIELDS}
-        return cls({t: i for i, t in enumerate(terms)}, counts)
-
 
 def write_whoosh(directory: Path, articles: Sequence[Article], removed: Iterable[str] = (),
                  replace: Iterable[str] = ()) -> None:

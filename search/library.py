@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from .articles import Article
-from .broken import BrokenFile, read_errors
+from .broken import BrokenFile
 from .folder import Category
 
 
@@ -23,10 +22,9 @@ class Library:
     errors: tuple[BrokenFile, ...] = ()  # files of the folder this generation could not take as they are
 
     @classmethod
-    def load(cls, generation: Path) -> Library:
-        """Read a generation's ``articles.json``, ``site.json`` and ``errors.json``."""
-        records = json.loads((generation / "articles.json").read_text())
-        site = json.loads((generation / "site.json").read_text())
+    def from_data(cls, records: dict[str, dict[str, Any]], site: dict[str, Any],
+                  errors: tuple[BrokenFile, ...] = ()) -> Library:
+        """Return the library of a generation's article records, categories and redirects, and errors."""
         articles = {slug: Article.from_record(r) for slug, r in records.items()}
         redirects = dict(site["redirects"])
         for article in articles.values():  # an alias an editor wrote wins over a detected rename
@@ -45,7 +43,7 @@ class Library:
         by_category: dict[str, list[Article]] = {}
         for article in by_title:
             by_category.setdefault(article.category, []).append(article)
-        return cls(articles, categories, redirects, by_title, by_category, read_errors(generation))
+        return cls(articles, categories, redirects, by_title, by_category, errors)
 
     def category(self, slug: str) -> Category | None:
         """Return the category with this slug, if any."""

@@ -3,7 +3,7 @@
 Layout of an index folder::
 
     CURRENT            name of the published generation (replaced atomically)
-    gen-000007/        one complete, immutable index: manifest.json last
+    gen-000007/        one complete, immutable generation (its files: generation.py), manifest.json last
     .build.lock        held by the one process building
     embeddings.sqlite  vectors by text hash, reused across builds
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,17 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SearchError
-
-FORMAT_VERSION = 3  # bump when the analyzer or any file's layout changes: old indexes are rebuilt
-KEEP_GENERATIONS = 2  # the current one, and the previous for readers still holding it
+from .generation import Generation
 
 
 class IndexMissing(SearchError, FileNotFoundError):
     """No index has been built in this folder yet."""
 
 
-class IndexCorrupt(SearchError, RuntimeError):
-    """The published index is incomplete or unreadable; rebuild it with ``kb index``."""
+KEEP_GENERATIONS = 2  # the current one, and the previous for readers still holding it
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,32 +71,14 @@ class IndexStore:
             return None
         return name or None
 
-    def current(self) -> Path:
-        """Return the published generation's folder, checked to be complete."""
+    def current(self) -> Generation:
+        """Return the published generation, checked to be complete and of this format."""
         name = self.current_name()
         if name is None:
             raise IndexMissing(f"no search index in {self.root}: run 'kb index' first")
-        path = self.root / name
-        manifest = self.manifest(path)
-        if manifest.get("format") != FORMAT_VERSION:
-            raise IndexCorrupt(f"{path} was built by another version (format {manifest.get('format')})")
-        return path
-
-    @staticmethod
-    def manifest(path: Path) -> dict[str, Any]:
-        try:
-            data = json.loads((path / "manifest.json").read_text())
-        except FileNotFoundError:
-            raise IndexCorrupt(f"{path} has no manifest: the index is incomplete") from None
-        except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"{path}/manifest.json is unreadable: {exc}") from None
-        if not isinstance(data, dict):
-            raise IndexCorrupt(f"{path}/manifest.json is not an object")
-        for name, size in data.get("files", {}).items():
-            file = path / name
-            if not file.exists() or file.stat().st_size != size:
-                raise IndexCorrupt(f"{file} is missing or truncated")
-        return data
+        generation = Generation(self.root / name)
+        generation.manifest()
+        return generation
 
     @contextlib.contextmanager
     def build_lock(self) -> Iterator[None]:
@@ -113,26 +91,21 @@ class IndexStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def new_folder(self) -> Path:
+    def new_generation(self) -> Generation:
         """Return a fresh temporary folder for a generation being built (removing dead ones)."""
         for stale in self.root.glob(".tmp-gen-*"):
             shutil.rmtree(stale, ignore_errors=True)
         numbers = [int(p.name[4:]) for p in self.root.glob("gen-*") if p.name[4:].isdigit()]
         path = self.root / f".tmp-gen-{max(numbers, default=0) + 1:06d}"
         path.mkdir(parents=True)
-        return path
+        return Generation(path)
 
-    def publish(self, folder: Path, manifest: dict[str, Any]) -> Path:
+    def publish(self, generation: Generation, meta: dict[str, Any]) -> Generation:
         """Write the manifest, flush, move the folder into place and point CURRENT at it."""
-        # files.json is the builder's note of file timestamps, rewritten when only they change:
-        # not part of what readers check.
-        manifest = {**manifest, "format": FORMAT_VERSION,
-                    "files": {str(p.relative_to(folder)): p.stat().st_size
-                              for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "files.json"}}
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        fsync_tree(folder)
-        final = self.root / folder.name.removeprefix(".tmp-")
-        os.rename(folder, final)
+        generation.write_manifest(meta)
+        fsync_tree(generation.path)
+        final = self.root / generation.name.removeprefix(".tmp-")
+        os.rename(generation.path, final)
         pointer = self.root / "CURRENT.tmp"
         pointer.write_text(final.name + "\n")
         with open(pointer) as handle:
@@ -140,7 +113,7 @@ class IndexStore:
         os.replace(pointer, self.root / "CURRENT")
         _fsync_dir(self.root)
         self._collect(final.name)
-        return final
+        return Generation(final)
 
     def _collect(self, current: str) -> None:
         generations = sorted(p for p in self.root.glob("gen-*") if p.is_dir())

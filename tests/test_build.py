@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search import ArticleError, IndexMissing, SearchEngine, build_index
+from search import ArticleError, Doc, Generation, IndexCorrupt, IndexMissing, SearchEngine, build_index
 from search.articles import load_article, parse_article
+from search.generation import FORMAT_VERSION
 from search.store import IndexStore
 from tests.conftest import CORPUS
 from tests.fakes import BrokenEmbedder, HashingEmbedder
@@ -180,6 +181,32 @@ def test_model_failing_at_query_time_falls_back_and_warns(corpus, tmp_path, fake
     assert results.fallback and results.hits and results.hits[0].slug == "refund-timescales"
     assert "semantic search unavailable" in caplog.text
     assert engine.search("refund", mode="lexical").fallback is False
+
+
+def test_a_generation_of_another_format_is_refused_and_rebuilt(corpus, tmp_path, fake_embedder, caplog):
+    """An index written by another format is refused on open, saying so; the next build starts afresh."""
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    manifest = tmp_path / "ix" / first.generation / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format": FORMAT_VERSION - 1}))
+    with pytest.raises(IndexCorrupt, match=rf"format {FORMAT_VERSION - 1}, .*rebuild it with 'kb index'"):
+        SearchEngine(tmp_path / "ix", fake_embedder)
+    fake_embedder.encoded.clear()
+    with caplog.at_level("WARNING"):
+        again = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert "rebuilding the index from scratch" in caplog.text
+    assert again.published and again.added == first.added and again.generation != first.generation
+    assert SearchEngine(tmp_path / "ix", fake_embedder).search("refund").hits[0].slug == "refund-timescales"
+
+
+def test_docs_round_trip_through_a_generation(tmp_path):
+    """What a hit shows of an article is written to a generation and read back the same."""
+    article = parse_article("---\ntitle: Track\nsummary: Where it is.\n---\nIntro here.\n\n## Late\nWait.\n",
+                            tmp_path / "track.md", category="orders")
+    doc = Doc.of(article)
+    assert doc.sections == (("", "", "Intro here."), ("late", "Late", "Wait."))
+    generation = Generation(tmp_path)
+    generation.write_docs([doc])
+    assert generation.docs() == [doc]
 
 
 def test_server_engine_loads_the_model_in_the_background_and_records_why_it_failed(corpus, tmp_path):

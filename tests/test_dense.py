@@ -11,6 +11,7 @@ import pytest
 from search.articles import Article, parse_article
 from search.dense import KIND_CHUNK, KIND_QUESTION, KIND_TITLE, DenseIndex, Passage, passages
 from search.dense import MAX_CHUNK_WORDS as CHUNK_WORDS
+from search.generation import Generation
 
 
 def make(text: str, name: str = "t.md") -> Article:
@@ -146,8 +147,12 @@ def test_build_arrays_groups_passages_by_article():
 def test_save_load_round_trip(tmp_path):
     """A saved index loads with the same arrays and gives the same scores."""
     index = random_index(seed=5)
-    index.save(tmp_path)
-    loaded = DenseIndex.load(tmp_path, title_weight=0.3)
+    generation = Generation(tmp_path)
+    with generation.vector_writer(*index.vectors.shape) as write:
+        write(index.vectors)
+    generation.write_passages(owners=index.owners, kinds=index.kinds, sections=index.sections,
+                              keys=np.zeros(len(index.owners), "S16"))
+    loaded = generation.dense(title_weight=0.3)
     np.testing.assert_array_equal(loaded.vectors, index.vectors)
     for name in ("owners", "kinds", "sections"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(index, name))
