@@ -104,7 +104,7 @@ def _worker_process(instance: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with app.app_context():
-        worker.run(database().sessions, app.config, stop, float(app.config["WORKER_POLL"]))
+        worker.run(database().sessions, worker.WorkerSettings.from_config(app.config), stop)
 
 
 def start_worker(app: Flask) -> multiprocessing.process.BaseProcess:

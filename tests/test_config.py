@@ -95,3 +95,15 @@ def test_environment_values_arrive_typed(monkeypatch, tmp_path):
     assert config["STAFF_IDLE_MINUTES"] == 90.0 and isinstance(config["STAFF_IDLE_MINUTES"], float)
     assert config["SMTP_PASSWORD"] == "12345" and config["SMTP_PORT"] == 2525
 
+
+def test_the_worker_gets_typed_settings(monkeypatch, tmp_path):
+    """The delivery worker's policy and backends are built once from the coerced config."""
+    from kb_site.tickets.worker import DeliveryPolicy, WorkerSettings
+
+    monkeypatch.setenv("KB_INSTANCE_DIR", str(tmp_path / "inst"))
+    monkeypatch.setenv("KB_DELIVERY_BACKOFF", "5")
+    monkeypatch.setenv("KB_WEBHOOK_TIMEOUT", "3")
+    settings = WorkerSettings.from_config(create_app({"SMTP_PORT": "2525"}).config)
+    assert settings.policy == DeliveryPolicy(max_attempts=8, backoff=5.0, backoff_max=3600.0, lease=120.0)
+    assert settings.backends.smtp.port == 2525 and settings.backends.webhook.timeout == 3.0
+    assert (settings.poll, settings.retention_days, settings.ticket_backend) == (1.0, 365, "local")
