@@ -22,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("KB")
     if test_config:
         app.config.from_mapping(test_config)
+    config.coerce(app.config)
     app.config["INSTANCE_DIR"] = app.instance_path
     db.init_app(app)
     search_service.init_app(app)

@@ -1,12 +1,20 @@
-"""Every setting once: its name, default and help. Read from ``KB_*`` environment variables."""
+"""Every setting once: its name, default, type and help. Read from ``KB_*`` environment variables."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from search import fusion
 from search.engine import SearchConfig
+
+
+class ConfigError(RuntimeError):
+    """A setting that is malformed or makes it unsafe to start."""
 
 
 @dataclass(frozen=True)
@@ -16,10 +24,71 @@ class Setting:
     name: str
     default: Any
     help: str
+    type: type[str | int | float | bool] | None = None  # None: the type of the default
 
     @property
     def env(self) -> str:
         return f"KB_{self.name}"
+
+    def coerce(self, value: Any) -> Any:
+        """Return the value as this setting's type, or raise ConfigError saying what was expected."""
+        convert, expected = COERCIONS[self.type or type(self.default)]
+        try:
+            return convert(value)
+        except (TypeError, ValueError):
+            # Objects from a config file are named by type: their repr may be long, or hold a secret key.
+            shown = repr(value) if isinstance(value, str | int | float) else f"a {type(value).__name__}"
+            raise ConfigError(f"{self.env} must be {expected}, not {shown}") from None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode()  # SECRET_KEY = b"..." in the instance config, as Flask's docs write it
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # type: ignore[return-value]
+    # from_prefixed_env decoded it as JSON (a numeric password, "true"): give back the text it was.
+    return json.dumps(value)
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)  # True is an int to Python, not to a person setting a count
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not math.isfinite(number):  # JSON decodes NaN and Infinity: no setting means either
+        raise ValueError(value)
+    return number
+
+
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()  # 1 and 0 arrive as ints, "TRUE" and "yes" as text
+    if word in TRUE | FALSE:
+        return word in TRUE
+    raise ValueError(value)
+
+
+COERCIONS: dict[type, tuple[Callable[[Any], Any], str]] = {
+    str: (_text, "text"),
+    int: (_whole, "a whole number"),
+    float: (_number, "a number"),
+    bool: (_flag, "true or false (or yes/no, on/off, 1/0)"),
+}
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -99,8 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RETENTION_DAYS", 365,
             "Events (searches, views, clicks, votes' history) older than this are deleted by `kb purge` and "
             "daily by the delivery worker. Votes and tickets are kept."),
-    Setting("STAFF_IDLE_MINUTES", 60, "A staff session ends after this long without a request."),
-    Setting("STAFF_SESSION_HOURS", 12, "A staff session ends this long after signing in, whatever happens."),
+    Setting("STAFF_IDLE_MINUTES", 60, "A staff session ends after this long without a request.", type=float),
+    Setting("STAFF_SESSION_HOURS", 12, "A staff session ends this long after signing in, whatever happens.",
+            type=float),
     Setting("RATELIMIT_LOGIN", "10 per 15 minutes",
             "Staff sign-in attempts per client address; the same again for Change password attempts."),
     Setting("REPLY_PROMISE", "We reply within one working day, by email.",
@@ -132,12 +202,18 @@ def defaults() -> dict[str, Any]:
     return {s.name: s.default for s in SETTINGS}
 
 
-def search_config(config: dict[str, Any]) -> SearchConfig:
+def coerce(config: MutableMapping[str, Any]) -> None:
+    """Convert every setting in the config to its type, once, after all sources are loaded."""
+    for setting in SETTINGS:
+        config[setting.name] = setting.coerce(config[setting.name])
+
+
+def search_config(config: Mapping[str, Any]) -> SearchConfig:
     """Return the search engine settings from a Flask config."""
     return SearchConfig(
-        lexical_weight=float(config["LEXICAL_WEIGHT"]),
-        title_weight=float(config["TITLE_WEIGHT"]),
-        pool=int(config["FUSION_POOL"]),
-        dense_spread=float(config["DENSE_SPREAD"]),
-        min_dense_score=float(config["MIN_DENSE_SCORE"]),
+        lexical_weight=config["LEXICAL_WEIGHT"],
+        title_weight=config["TITLE_WEIGHT"],
+        pool=config["FUSION_POOL"],
+        dense_spread=config["DENSE_SPREAD"],
+        min_dense_score=config["MIN_DENSE_SCORE"],
     )

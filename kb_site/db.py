@@ -19,11 +19,10 @@ EXTENSION = "kb_db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def database_url(config: Any) -> str:
+def database_url(url: str, instance: Path) -> str:
     """Return the configured database URL, SQLite in the instance folder by default, PostgreSQL via psycopg 3."""
-    url = str(config.get("DATABASE_URL") or "")
     if not url:
-        return f"sqlite:///{Path(config['INSTANCE_DIR']) / 'kb.sqlite3'}"
+        return f"sqlite:///{instance / 'kb.sqlite3'}"
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
@@ -95,7 +94,7 @@ class Database:
 
 def init_app(app: Flask) -> None:
     """Create the application's engine and close the request's session at teardown."""
-    app.extensions[EXTENSION] = Database(database_url(app.config))
+    app.extensions[EXTENSION] = Database(database_url(app.config["DATABASE_URL"], Path(app.config["INSTANCE_DIR"])))
 
     @app.teardown_appcontext
     def _close(_exc: BaseException | None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, current_app
 
@@ -38,7 +37,9 @@ class SearchService:
     def embedder(self) -> Embedder | None:
         """Return the configured embedder (created once, model loaded on first encode), or None."""
         if not self._embedder_made:
-            self._embedder = make_embedder(self.config)
+            injected = self.config.get("EMBEDDER")  # tests pass a fake embedder in the config
+            self._embedder = injected if injected is not None else make_embedder(
+                self.config["EMBEDDING_MODEL"], self.config["EMBEDDING_PRECISION"], self.config["EMBEDDING_THREADS"])
             self._embedder_made = True
         return self._embedder
 
@@ -53,21 +54,17 @@ class SearchService:
                 self._engine = SearchEngine(self.index_dir, self.embedder(), search_config(self.config),
                                             pages=True, wait_for_model=False)
                 self._checked = time.monotonic()
-            elif time.monotonic() - self._checked >= float(self.config["INDEX_CHECK_SECONDS"]):
+            elif time.monotonic() - self._checked >= self.config["INDEX_CHECK_SECONDS"]:
                 self._engine.refresh()
                 self._checked = time.monotonic()
             return self._engine
 
 
-def make_embedder(config: Any) -> Embedder | None:
-    """Return the embedder the config names; an injected ``EMBEDDER`` object wins (tests)."""
-    if config.get("EMBEDDER") is not None:
-        return config["EMBEDDER"]  # type: ignore[no-any-return]
-    model = str(config["EMBEDDING_MODEL"] or "")
+def make_embedder(model: str, precision: str = "auto", threads: int = 0) -> Embedder | None:
+    """Return the embedder for KB_EMBEDDING_MODEL (empty: the packaged model, ``none``: no embedder)."""
     if model.lower() == "none":
         return None
-    return SentenceTransformerEmbedder(model or None, precision=str(config["EMBEDDING_PRECISION"]),
-                                       threads=int(config["EMBEDDING_THREADS"]) or None)
+    return SentenceTransformerEmbedder(model or None, precision=precision, threads=threads or None)
 
 
 def init_app(app: Flask) -> None:

@@ -13,6 +13,8 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .config import ConfigError
+
 CSP = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
@@ -57,16 +59,12 @@ def secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
-class ConfigError(RuntimeError):
-    """A setting that makes it unsafe to start."""
-
-
 WEAK_KEYS = {"secret", "changeme", "change-me", "dev", "development", "test", "password", "kb", "key"}
 
 
 def check_production(app: Flask) -> None:
     """In production, refuse a missing or weak secret key and debug mode; make cookies https-only."""
-    key = str(app.config.get("SECRET_KEY") or "")
+    key = app.config["SECRET_KEY"]
     if not key:
         raise ConfigError("KB_ENV=production needs KB_SECRET_KEY: the same long random value on every machine "
                           "(python -c 'import secrets; print(secrets.token_hex(32))')")
@@ -81,7 +79,7 @@ def check_production(app: Flask) -> None:
 
 def init_app(app: Flask) -> Limiter:
     """Configure keys, cookies, CSRF, headers and the rate limiter."""
-    if str(app.config["ENV"]).lower() == "production":
+    if app.config["ENV"].lower() == "production":
         check_production(app)
     elif not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(Path(app.instance_path))
@@ -94,9 +92,7 @@ def init_app(app: Flask) -> Limiter:
     # The cookie is sent again when the session changes (a new visit, a vote), not on every page.
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session: no expiry mid-form
-    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_CONTENT_LENGTH"])
-    if int(app.config["PROXY_COUNT"]):
-        n = int(app.config["PROXY_COUNT"])
+    if n := app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     CSRFProtect(app)
 

@@ -42,7 +42,7 @@ def watch(app: Flask, stop: threading.Event | None = None) -> None:
     """Re-index the articles folder whenever a file in it changes, until ``stop`` is set."""
     from .search_service import service
 
-    interval = float(app.config["RELOAD_INTERVAL"])
+    interval = app.config["RELOAD_INTERVAL"]
     with app.app_context():
         svc = service()
         seen: dict[str, tuple[int, int]] | None = None
@@ -88,7 +88,7 @@ def _watch_process(instance: str) -> None:
 
 def start_watcher(app: Flask) -> multiprocessing.process.BaseProcess | None:
     """Start the article watcher in a process of its own (spawned: no model in the server)."""
-    if float(app.config["RELOAD_INTERVAL"]) <= 0:
+    if app.config["RELOAD_INTERVAL"] <= 0:
         return None
     return spawn(app, _watch_process, "kb-watcher")
 
@@ -104,7 +104,7 @@ def _worker_process(instance: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with app.app_context():
-        worker.run(database().sessions, app.config, stop, float(app.config["WORKER_POLL"]))
+        worker.run(database().sessions, worker.WorkerSettings.from_config(app.config), stop)
 
 
 def start_worker(app: Flask) -> multiprocessing.process.BaseProcess:
@@ -129,7 +129,7 @@ class HeaderDeadlineProtocol(ASGIProtocol):  # type: ignore[misc]
             self._close_transport()
             self._header_deadline = None
             return
-        timeout = float(self.worker.app.application.config["HEADER_TIMEOUT"])
+        timeout = self.worker.app.application.config["HEADER_TIMEOUT"]
         self._header_deadline = self.worker.loop.call_later(timeout, self._headers_too_slow) if timeout > 0 \
             else None
 
@@ -198,7 +198,7 @@ def post_fork(_server: Any, worker: Any) -> None:
 
     app: Flask = worker.app.application
     app.extensions[DB].engine.dispose(close=False)
-    if not int(app.config["EMBEDDING_THREADS"]):
+    if not app.config["EMBEDDING_THREADS"]:
         # Each worker gets its share of the cores: N workers each using every core just thrash.
         app.config["EMBEDDING_THREADS"] = max(1, (os.cpu_count() or 1) // int(app.config.get("SERVE_WORKERS", 1)))
 
@@ -226,10 +226,10 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     options = {
         "bind": f"{host}:{port}", "workers": workers,
         "worker_class": "kb_site.serve.Worker", "asgi_lifespan": "off", "keepalive": 5, "timeout": 60,
-        "worker_connections": int(app.config["MAX_CONNECTIONS"]),
+        "worker_connections": app.config["MAX_CONNECTIONS"],
         "graceful_timeout": 20,
         "accesslog": "-", "errorlog": "-", "loglevel": "info", "post_fork": post_fork,
-        "forwarded_allow_ips": "*" if int(app.config["PROXY_COUNT"]) else "127.0.0.1",
+        "forwarded_allow_ips": "*" if app.config["PROXY_COUNT"] else "127.0.0.1",
         # One shared ~/.gunicorn/gunicorn.ctl would clash between several kb serve on one machine.
         "control_socket_disable": True,
     }

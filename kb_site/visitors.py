@@ -33,7 +33,7 @@ def visit() -> str:
     """Return the current visit's id; a new visit starts after KB_VISIT_MINUTES of inactivity."""
     now = int(time.time())
     idle = now - int(session.get("seen", 0))
-    if "visit" not in session or idle > 60 * int(current_app.config["VISIT_MINUTES"]):
+    if "visit" not in session or idle > 60 * current_app.config["VISIT_MINUTES"]:
         session["visit"] = secrets.token_urlsafe(12)
         session.pop("last_search", None)
     if idle > 30:  # refresh the timestamp, not the cookie on every request
@@ -90,7 +90,7 @@ class EventBuffer:
 
 def buffer() -> EventBuffer | None:
     """Return the application's event buffer (None when events are written at once)."""
-    interval = float(current_app.config["EVENT_FLUSH_SECONDS"])
+    interval = current_app.config["EVENT_FLUSH_SECONDS"]
     if interval <= 0:
         return None
     found = current_app.extensions.get("kb_events")

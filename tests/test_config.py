@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kb_site import create_app
-from kb_site.config import SETTINGS, search_config
+from kb_site.config import SETTINGS, ConfigError, Setting, coerce, defaults, search_config
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -32,3 +34,76 @@ def test_cli_help_lists_every_command(runner):
                     "purge"):
         assert command in result.output
         assert f"kb {command}" in README
+
+
+def test_every_default_already_has_its_type():
+    """Coercing the defaults changes nothing: each default is a value of its setting's type."""
+    config = defaults()
+    coerce(config)
+    assert config == defaults()
+    assert all(type(config[s.name]) is (s.type or type(s.default)) for s in SETTINGS)
+
+
+@pytest.mark.parametrize(("setting", "given", "expected"), [
+    (Setting("N", 10, ""), 7, 7), (Setting("N", 10, ""), "7", 7), (Setting("N", 10, ""), 7.0, 7),
+    (Setting("F", 1.5, ""), 2, 2.0), (Setting("F", 1.5, ""), "0.25", 0.25),
+    (Setting("F", 60, "", type=float), 90, 90.0),
+    (Setting("S", "", ""), "abc", "abc"), (Setting("S", "", ""), 12345, "12345"), (Setting("S", "", ""), True, "true"),
+    (Setting("S", "", ""), None, ""), (Setting("S", "", ""), Path("/srv/kb"), "/srv/kb"),
+    *[(Setting("B", True, ""), given, True) for given in (True, 1, "true", "TRUE", "Yes", "on", " 1 ")],
+    *[(Setting("B", True, ""), given, False) for given in (False, 0, "false", "False", "NO", "off", "0")],
+])
+def test_values_are_coerced_to_the_setting_type(setting, given, expected):
+    """Numbers, text and flags are converted once, whichever source (environment, file, test) gave them."""
+    value = setting.coerce(given)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(("setting", "given", "message"), [
+    (Setting("PAGE_SIZE", 10, ""), "abc", "KB_PAGE_SIZE must be a whole number, not 'abc'"),
+    (Setting("PAGE_SIZE", 10, ""), 2.5, "KB_PAGE_SIZE must be a whole number, not 2.5"),
+    (Setting("PAGE_SIZE", 10, ""), True, "KB_PAGE_SIZE must be a whole number, not True"),
+    (Setting("WORKER_POLL", 1.0, ""), "soon", "KB_WORKER_POLL must be a number, not 'soon'"),
+    (Setting("WORKER_POLL", 1.0, ""), float("nan"), "KB_WORKER_POLL must be a number, not nan"),
+    (Setting("WORKER_IN_SERVE", True, ""), "maybe", "KB_WORKER_IN_SERVE must be true or false"),
+    (Setting("WORKER_IN_SERVE", True, ""), 2, "KB_WORKER_IN_SERVE must be true or false"),
+    (Setting("SECRET_KEY", "", ""), b"\xec", "KB_SECRET_KEY must be text, not a bytes"),
+])
+def test_a_bad_value_names_the_setting_and_what_it_needs(setting, given, message):
+    """The error says which variable is wrong and what it should be (a secret is never repeated back)."""
+    with pytest.raises(ConfigError) as caught:
+        setting.coerce(given)
+    assert str(caught.value).startswith(message)
+
+
+def test_the_app_refuses_to_start_with_a_malformed_setting(monkeypatch, tmp_path):
+    """create_app coerces every KB_* value once: a bad one stops it before anything starts."""
+    monkeypatch.setenv("KB_INSTANCE_DIR", str(tmp_path / "inst"))
+    monkeypatch.setenv("KB_PAGE_SIZE", "abc")
+    with pytest.raises(ConfigError, match="KB_PAGE_SIZE must be a whole number, not 'abc'"):
+        create_app()
+
+
+def test_environment_values_arrive_typed(monkeypatch, tmp_path):
+    """Flags in any spelling, floats written as whole numbers, numeric text: each arrives as its type."""
+    monkeypatch.setenv("KB_INSTANCE_DIR", str(tmp_path / "inst"))
+    for name, value in {"KB_WORKER_IN_SERVE": "No", "KB_STAFF_IDLE_MINUTES": "90", "KB_SMTP_PASSWORD": "12345",
+                        "KB_SMTP_PORT": "2525"}.items():
+        monkeypatch.setenv(name, value)
+    config = create_app().config
+    assert config["WORKER_IN_SERVE"] is False
+    assert config["STAFF_IDLE_MINUTES"] == 90.0 and isinstance(config["STAFF_IDLE_MINUTES"], float)
+    assert config["SMTP_PASSWORD"] == "12345" and config["SMTP_PORT"] == 2525
+
+
+def test_the_worker_gets_typed_settings(monkeypatch, tmp_path):
+    """The delivery worker's policy and backends are built once from the coerced config."""
+    from kb_site.tickets.worker import DeliveryPolicy, WorkerSettings
+
+    monkeypatch.setenv("KB_INSTANCE_DIR", str(tmp_path / "inst"))
+    monkeypatch.setenv("KB_DELIVERY_BACKOFF", "5")
+    monkeypatch.setenv("KB_WEBHOOK_TIMEOUT", "3")
+    settings = WorkerSettings.from_config(create_app({"SMTP_PORT": "2525"}).config)
+    assert settings.policy == DeliveryPolicy(max_attempts=8, backoff=5.0, backoff_max=3600.0, lease=120.0)
+    assert settings.backends.smtp.port == 2525 and settings.backends.webhook.timeout == 3.0
+    assert (settings.poll, settings.retention_days, settings.ticket_backend) == (1.0, 365, "local")

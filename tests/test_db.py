@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -39,6 +41,6 @@ def test_kb_db_upgrade_command(runner, app):
 
 def test_database_url_defaults_and_normalises():
     """SQLite in the instance folder by default; postgres:// URLs use psycopg 3."""
-    assert kb_db.database_url({"DATABASE_URL": "", "INSTANCE_DIR": "/srv/kb"}) == "sqlite:////srv/kb/kb.sqlite3"
-    assert kb_db.database_url({"DATABASE_URL": "postgres://u@h/db"}) == "postgresql+psycopg://u@h/db"
-    assert kb_db.database_url({"DATABASE_URL": "postgresql://u@h/db"}) == "postgresql+psycopg://u@h/db"
+    assert kb_db.database_url("", Path("/srv/kb")) == "sqlite:////srv/kb/kb.sqlite3"
+    assert kb_db.database_url("postgres://u@h/db", Path(".")) == "postgresql+psycopg://u@h/db"
+    assert kb_db.database_url("postgresql://u@h/db", Path(".")) == "postgresql+psycopg://u@h/db"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict, replace
 
 import pytest
 from sqlalchemy import select, update
@@ -19,7 +20,8 @@ from sqlalchemy import select, update
 from kb_site.db import database
 from kb_site.models import DeliveryAttempt, Outbox, Ticket
 from kb_site.tickets import NewTicket, create_ticket, idempotency_key
-from kb_site.tickets.worker import Policy, deliver_due
+from kb_site.tickets.backends import Backends, SmtpBackend
+from kb_site.tickets.worker import DeliveryPolicy, deliver_due
 from tests.conftest import free_port
 from tests.receivers import HttpReceiver, SmtpSink
 
@@ -41,9 +43,10 @@ def outbox(app) -> list[Outbox]:
         return list(s.scalars(select(Outbox).order_by(Outbox.id)))
 
 
-def run_worker(app, **policy) -> int:
+def run_worker(app, backends: Backends | None = None, **policy) -> int:
     with app.app_context():
-        return deliver_due(database().sessions, app.config, policy=Policy(**{"backoff": 0.01, **policy}))
+        return deliver_due(database().sessions, backends or Backends.from_config(app.config),
+                           DeliveryPolicy(**{"backoff": 0.01, **policy}))
 
 
 def make_due(app) -> None:
@@ -183,7 +186,7 @@ def test_two_workers_never_deliver_one_ticket_twice(webhook_site):
 
 def test_backoff_grows_is_capped_and_jittered():
     """Each retry waits about twice as long as the last, never past the cap, randomised by up to half."""
-    policy = Policy(backoff=10, backoff_max=100)
+    policy = DeliveryPolicy(backoff=10, backoff_max=100)
     for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (9, 100)]:
         waits = [policy.delay(attempt) for _ in range(200)]
         assert ceiling / 2 <= min(waits) and max(waits) <= ceiling and len(set(waits)) > 150
@@ -284,24 +287,33 @@ def test_non_ascii_email_is_delivered_without_reply_to(smtp_site):
     assert mail.message["Reply-To"] is None and "josé@example.com" in mail.message.get_content()
 
 
+class BuggySmtpBackend(SmtpBackend):
+    """An SMTP backend with a bug: it raises a ValueError, not a DeliveryError."""
+
+    def deliver(self, ticket: Ticket, key: str) -> str:
+        raise ValueError("invalid literal for int() with base 10: 'not-a-port'")  # what a bad port once raised
+
+
 def test_any_backend_exception_is_a_failed_attempt_and_spares_the_batch(webhook_site):
-    """An exception that is not a DeliveryError (here a bad KB_SMTP_PORT) is recorded and retried, ends dead at
-    the attempt limit, and the other rows claimed with it are still delivered."""
+    """An exception that is not a DeliveryError (here a bug in the SMTP backend; a bad KB_SMTP_PORT now stops the
+    start) is recorded and retried, ends dead at the attempt limit, and the other rows claimed with it are still
+    delivered."""
     with HttpReceiver() as receiver:
-        webhook_site.config.update(WEBHOOK_URL=receiver.url, SMTP_TO="support@helpdesk.example",
-                                   SMTP_PORT="not-a-port")
+        webhook_site.config.update(WEBHOOK_URL=receiver.url, SMTP_TO="support@helpdesk.example")
+        backends = Backends.from_config(webhook_site.config)
+        backends = replace(backends, smtp=BuggySmtpBackend(**asdict(backends.smtp)))
         poison = add_ticket(webhook_site, "smtp")
         others = [add_ticket(webhook_site, "webhook").reference for _ in range(3)]
-        assert run_worker(webhook_site, max_attempts=2, backoff=60) == 4
+        assert run_worker(webhook_site, backends, max_attempts=2, backoff=60) == 4
         first, *rest = outbox(webhook_site)
         assert first.state == "pending" and first.attempts == 1
         assert first.last_error.startswith("ValueError: invalid literal for int()")
         assert [r.state for r in rest] == ["delivered"] * 3
         assert sorted(receiver.keys()) == sorted(idempotency_key(r) for r in others)
         make_due(webhook_site)
-        assert run_worker(webhook_site, max_attempts=2, backoff=60) == 1
+        assert run_worker(webhook_site, backends, max_attempts=2, backoff=60) == 1
         make_due(webhook_site)
-        assert run_worker(webhook_site, max_attempts=2, backoff=60) == 0  # dead: never claimed again
+        assert run_worker(webhook_site, backends, max_attempts=2, backoff=60) == 0  # dead: never claimed again
     [first] = [r for r in outbox(webhook_site) if r.ticket_id == poison.id]
     assert first.state == "dead" and first.attempts == 2 and "ValueError" in first.last_error
     with webhook_site.app_context(), database().sessions() as s:
@@ -317,7 +329,7 @@ def test_a_worker_dying_at_the_last_attempt_leaves_a_dead_letter(any_db_site):
     from kb_site.tickets.worker import claim
 
     add_ticket(any_db_site, "webhook")
-    policy = Policy(max_attempts=3, lease=0.001)
+    policy = DeliveryPolicy(max_attempts=3, lease=0.001)
     with any_db_site.app_context():
         sessions = database().sessions
         claimed = []

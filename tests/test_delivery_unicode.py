@@ -16,7 +16,8 @@ from sqlalchemy import select
 from kb_site.db import database
 from kb_site.models import DeliveryAttempt, Outbox, Ticket
 from kb_site.tickets import NewTicket, create_ticket
-from kb_site.tickets.worker import Policy, deliver_due
+from kb_site.tickets.backends import Backends
+from kb_site.tickets.worker import DeliveryPolicy, deliver_due
 from tests.receivers import HttpReceiver, SmtpSink
 from tests.test_delivery import make_due
 
@@ -65,13 +66,13 @@ def receivers(any_db_site):
 def test_no_ticket_content_poisons_delivery(receivers, new, trail, backends):
     """Every field arbitrary: every ticket ends delivered (its content intact) or dead with an error."""
     app, sink, receiver = receivers
-    policy = Policy(max_attempts=3, backoff=0.01, lease=60)
+    policy = DeliveryPolicy(max_attempts=3, backoff=0.01, lease=60)
     with app.app_context():
         sessions = database().sessions
         with sessions() as s:
             ids = [create_ticket(s, new, backend, visit="v1", trail=trail).id for backend in backends]
         for _ in range(policy.max_attempts + 1):  # one batch at a time, as often as a row could be retried
-            deliver_due(sessions, app.config, worker="hypothesis", policy=policy)
+            deliver_due(sessions, Backends.from_config(app.config), policy, worker="hypothesis")
             make_due(app)
         with sessions() as s:
             rows = list(s.scalars(select(Outbox).where(Outbox.ticket_id.in_(ids))))

@@ -103,8 +103,8 @@ def _stamp(user: StaffUser) -> str:
 
 def _limits() -> tuple[dt.timedelta, dt.timedelta]:
     config = current_app.config
-    return (dt.timedelta(minutes=float(config["STAFF_IDLE_MINUTES"])),
-            dt.timedelta(hours=float(config["STAFF_SESSION_HOURS"])))
+    return (dt.timedelta(minutes=config["STAFF_IDLE_MINUTES"]),
+            dt.timedelta(hours=config["STAFF_SESSION_HOURS"]))
 
 
 def sign_in(s: Session, user: StaffUser) -> None:

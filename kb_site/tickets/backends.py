@@ -8,6 +8,7 @@ import hmac
 import json
 import smtplib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -90,7 +91,7 @@ def ticket_text(ticket: Ticket) -> str:
     return f"{head}\n\n{ticket.message}\n\n-- What the customer tried first --\n{trail_text(trail)}\n"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SmtpBackend:
     """Send the ticket as an email to the helpdesk's inbound address (Zendesk, Freshdesk, Help Scout...)."""
 
@@ -149,7 +150,7 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-@dataclass
+@dataclass(frozen=True)
 class WebhookBackend:
     """POST the ticket as signed JSON to the helpdesk's endpoint."""
 
@@ -186,17 +187,31 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def backend_for(config: Any, name: str) -> SmtpBackend | WebhookBackend:
-    """Return the configured backend for an outbox row."""
+@dataclass(frozen=True)
+class Backends:
+    """The configured delivery backends; an outbox row names the one it goes through."""
+
+    smtp: SmtpBackend
+    webhook: WebhookBackend
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Backends:
+        """Return the backends the ``KB_SMTP_*`` and ``KB_WEBHOOK_*`` settings describe (coerced already)."""
+        return cls(SmtpBackend(host=config["SMTP_HOST"], port=config["SMTP_PORT"], sender=config["SMTP_FROM"],
+                               to=config["SMTP_TO"], tls=config["SMTP_TLS"], username=config["SMTP_USERNAME"],
+                               password=config["SMTP_PASSWORD"]),
+                   WebhookBackend(url=config["WEBHOOK_URL"], secret=config["WEBHOOK_SECRET"],
+                                  timeout=config["WEBHOOK_TIMEOUT"]))
+
+
+def backend_for(backends: Backends, name: str) -> SmtpBackend | WebhookBackend:
+    """Return the backend for an outbox row, once its settings are complete."""
     if name == "smtp":
-        if not config["SMTP_TO"]:
+        if not backends.smtp.to:
             raise DeliveryError("KB_SMTP_TO (the helpdesk's inbound address) is not set", retryable=True)
-        return SmtpBackend(host=config["SMTP_HOST"], port=int(config["SMTP_PORT"]), sender=config["SMTP_FROM"],
-                           to=config["SMTP_TO"], tls=config["SMTP_TLS"], username=config["SMTP_USERNAME"],
-                           password=config["SMTP_PASSWORD"])
+        return backends.smtp
     if name == "webhook":
-        if not config["WEBHOOK_URL"] or not config["WEBHOOK_SECRET"]:
+        if not backends.webhook.url or not backends.webhook.secret:
             raise DeliveryError("KB_WEBHOOK_URL and KB_WEBHOOK_SECRET must both be set", retryable=True)
-        return WebhookBackend(url=config["WEBHOOK_URL"], secret=config["WEBHOOK_SECRET"],
-                              timeout=float(config["WEBHOOK_TIMEOUT"]))
+        return backends.webhook
     raise DeliveryError(f"no delivery backend called {name!r}", retryable=False)

@@ -14,6 +14,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import DeliveryAttempt, Outbox, Ticket, utcnow
 from ..privacy import purge
-from .backends import DeliveryError, backend_for
+from .backends import Backends, DeliveryError, backend_for
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Policy:
+class DeliveryPolicy:
     """How hard to try: attempts before the dead letter, backoff, and how long a claim lasts."""
 
     max_attempts: int = 8
@@ -37,14 +38,32 @@ class Policy:
     lease: float = 120.0
 
     @classmethod
-    def from_config(cls, config: Any) -> Policy:
-        return cls(int(config["DELIVERY_MAX_ATTEMPTS"]), float(config["DELIVERY_BACKOFF"]),
-                   float(config["DELIVERY_BACKOFF_MAX"]), float(config["DELIVERY_LEASE"]))
+    def from_config(cls, config: Mapping[str, Any]) -> DeliveryPolicy:
+        """Return the policy the ``KB_DELIVERY_*`` settings describe (coerced already)."""
+        return cls(config["DELIVERY_MAX_ATTEMPTS"], config["DELIVERY_BACKOFF"], config["DELIVERY_BACKOFF_MAX"],
+                   config["DELIVERY_LEASE"])
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Return the wait before the next try: exponential, capped, with jitter (half to all of it)."""
         ceiling = min(self.backoff_max, self.backoff * 2 ** max(0, attempt - 1))
         return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What the delivery worker takes from the configuration, read once when it starts."""
+
+    backends: Backends
+    policy: DeliveryPolicy
+    poll: float  # seconds between looks for due rows
+    retention_days: int
+    ticket_backend: str  # where new tickets go: only named in the log
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
+        """Return the worker's settings from a (coerced) Flask config."""
+        return cls(Backends.from_config(config), DeliveryPolicy.from_config(config), config["WORKER_POLL"],
+                   config["RETENTION_DAYS"], config["TICKET_BACKEND"])
 
 
 def worker_name() -> str:
@@ -54,7 +73,7 @@ def worker_name() -> str:
 ABANDONED = "the lease ran out before the worker finished: it died or hung mid-delivery"
 
 
-def claim(sessions: sessionmaker[Session], worker: str, policy: Policy, limit: int = 5) -> list[int]:
+def claim(sessions: sessionmaker[Session], worker: str, policy: DeliveryPolicy, limit: int = 5) -> list[int]:
     """Claim up to ``limit`` due rows (new, retry time reached, or a dead worker's) and return their ids.
 
     A dead worker's row whose attempts already reached the limit becomes a dead letter instead: a ticket that
@@ -95,7 +114,8 @@ def _close_abandoned(s: Session, outbox_ids: list[int], outcome: str, now: dt.da
                   .values(finished_at=now, outcome=outcome, detail=ABANDONED))
 
 
-def deliver_one(sessions: sessionmaker[Session], config: Any, outbox_id: int, worker: str, policy: Policy) -> str:
+def deliver_one(sessions: sessionmaker[Session], backends: Backends, outbox_id: int, worker: str,
+                policy: DeliveryPolicy) -> str:
     """Deliver one claimed row and record the outcome: delivered, retry later, or dead.
 
     Any exception from a backend is a failed attempt, recorded and retried like a helpdesk that is down: a bug
@@ -110,7 +130,7 @@ def deliver_one(sessions: sessionmaker[Session], config: Any, outbox_id: int, wo
     lease = row.lease_until
     retryable, retry_after = True, None
     try:
-        detail = backend_for(config, row.backend).deliver(ticket, row.idempotency_key)
+        detail = backend_for(backends, row.backend).deliver(ticket, row.idempotency_key)
     except DeliveryError as exc:
         detail, retryable, retry_after = str(exc), exc.retryable, exc.retry_after
         outcome = "failed"
@@ -141,33 +161,32 @@ def deliver_one(sessions: sessionmaker[Session], config: Any, outbox_id: int, wo
     return outcome
 
 
-def deliver_due(sessions: sessionmaker[Session], config: Any, worker: str | None = None,
-                policy: Policy | None = None) -> int:
+def deliver_due(sessions: sessionmaker[Session], backends: Backends, policy: DeliveryPolicy,
+                worker: str | None = None) -> int:
     """Claim and deliver what is due now; return how many rows were handled."""
     worker = worker or worker_name()
-    policy = policy or Policy.from_config(config)
     handled = 0
     while ids := claim(sessions, worker, policy):
         for outbox_id in ids:
-            deliver_one(sessions, config, outbox_id, worker, policy)
+            deliver_one(sessions, backends, outbox_id, worker, policy)
             handled += 1
     return handled
 
 
-def run(sessions: sessionmaker[Session], config: Any, stop: threading.Event, poll: float = 1.0) -> None:
-    """Deliver until ``stop`` is set, looking for due rows every ``poll`` seconds."""
+def run(sessions: sessionmaker[Session], settings: WorkerSettings, stop: threading.Event) -> None:
+    """Deliver until ``stop`` is set, looking for due rows every ``settings.poll`` seconds."""
     worker = worker_name()
-    policy = Policy.from_config(config)
-    log.info("delivery worker %s started (%s backend)", worker, config["TICKET_BACKEND"])
+    poll = settings.poll
+    log.info("delivery worker %s started (%s backend)", worker, settings.ticket_backend)
     purged_at = 0.0
     while not stop.is_set():
         try:
             if time.monotonic() - purged_at > 24 * 3600 or not purged_at:
-                removed = purge(sessions, int(config["RETENTION_DAYS"]))
+                removed = purge(sessions, settings.retention_days)
                 purged_at = time.monotonic()
                 if removed:
-                    log.info("removed %d events older than %s days", removed, config["RETENTION_DAYS"])
-            deliver_due(sessions, config, worker, policy)
+                    log.info("removed %d events older than %s days", removed, settings.retention_days)
+            deliver_due(sessions, settings.backends, settings.policy, worker)
         except Exception:  # a database outage must not end the worker: log it and try again
             log.exception("delivery pass failed; retrying in %.0f s", max(poll, 5.0))
             stop.wait(max(poll, 5.0))

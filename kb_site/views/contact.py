@@ -113,7 +113,7 @@ def _is_bot(form: ContactForm, rendered: Rendered | None) -> str | None:
         return "honeypot filled in"
     if rendered is None:
         return "form timestamp missing or forged"
-    if time.time() - rendered.shown < float(current_app.config["CONTACT_MIN_SECONDS"]):
+    if time.time() - rendered.shown < current_app.config["CONTACT_MIN_SECONDS"]:
         return "sent faster than a person types"
     return None
 
@@ -167,7 +167,7 @@ def _allowance(form: ContactForm) -> tuple[Allowance | None, dict[str, str | Non
 def _support() -> dict[str, str]:
     """Return the other ways to reach support that are set: email, phone (and its tel: digits), hours, chat."""
     config = current_app.config
-    ways = {name: str(config[f"SUPPORT_{name.upper()}"]).strip() for name in ("email", "phone", "hours", "chat_url")}
+    ways = {name: config[f"SUPPORT_{name.upper()}"].strip() for name in ("email", "phone", "hours", "chat_url")}
     if ways["phone"]:
         ways["tel"] = "".join(c for c in ways["phone"] if c.isdigit() or c == "+")
     return {k: v for k, v in ways.items() if v}
@@ -238,7 +238,7 @@ def contact() -> Response | tuple[str, int]:
         current_app.logger.warning("contact form dropped (%s) from %s", bot, request.remote_addr)
         return render_template("contact_sent.html", reference=None, canonical=None), 200
     if rendered.stale:  # open for over a day: a person, not a bot; keep every word and ask again
-        form.rendered.data = Rendered(time.time() - float(current_app.config["CONTACT_MIN_SECONDS"]),
+        form.rendered.data = Rendered(time.time() - current_app.config["CONTACT_MIN_SECONDS"],
                                       rendered.nonce or secrets.token_urlsafe(24)).sign()
         return _page(form, notice="This form was open for more than a day, so we haven't sent it yet. "
                      "Check it below and send it again.")
