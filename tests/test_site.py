@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from kb_site.db import database
 from kb_site.models import Event
@@ -183,6 +184,22 @@ def test_index_missing_is_a_503_page(tmp_path, corpus, fake_embedder):
     response = app.test_client().get("/")
     assert response.status_code == 503 and "being set up" in response.get_data(as_text=True)
     assert app.test_client().get("/api/search?q=x").get_json()["error"]["status"] == 503
+
+
+def test_corrupt_index_is_a_logged_503(tmp_path, corpus, fake_embedder, caplog):
+    """An unreadable index answers 503 "being updated" as a page and as JSON, and the reason is logged."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder)
+    for manifest in Path(app.instance_path, "index").rglob("manifest.json"):
+        manifest.write_text("{")
+    with caplog.at_level("ERROR"):
+        page = app.test_client().get("/")
+        error = app.test_client().get("/api/search?q=x").get_json()["error"]
+    assert page.status_code == 503 and "being updated" in page.get_data(as_text=True)
+    assert error == {"status": 503, "title": "Search is starting up",
+                     "message": "The help centre is being updated. Please try again in a minute."}
+    assert "IndexCorrupt" in caplog.text and "manifest.json is unreadable" in caplog.text
 
 
 def test_static_assets_are_local(client):
