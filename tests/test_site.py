@@ -157,6 +157,18 @@ def test_sitemap_and_robots(client):
     assert "Sitemap: http://localhost/sitemap.xml" in robots and "Disallow: /search" in robots
 
 
+def test_sitemap_escapes_its_addresses_for_xml(tmp_path, corpus, fake_embedder):
+    """A base URL with XML's special characters still gives a well-formed sitemap listing it as given."""
+    from tests.conftest import make_site
+
+    base = "https://help.example.com/?a=1&b=<2>"
+    client = make_site(tmp_path, corpus, fake_embedder, BASE_URL=base).test_client()
+    response = client.get("/sitemap.xml")
+    assert response.mimetype == "application/xml" and response.data.endswith(b"</urlset>\n")
+    locs = [e.text for e in ET.fromstring(response.data).iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert locs[0] == base + "/" and "&amp;b=&lt;2&gt;" in response.get_data(as_text=True)
+
+
 def test_base_url_sets_canonical_links(tmp_path, corpus, fake_embedder):
     """KB_BASE_URL is used for canonical links and the sitemap behind a proxy."""
     from tests.conftest import make_site
@@ -299,3 +311,16 @@ def test_article_errors_panel_shows_front_matter_as_text(site, corpus, fake_embe
     assert "&#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39; must be lowercase" in panel
     assert "&lt;img src=x onerror=alert(2)&gt;" in panel
     assert "<script>alert" not in html and "<img src=x" not in html
+
+
+def test_related_articles_put_the_hand_picked_first(site):
+    """An article's own `related` come first, then the nearest in meaning, five in all, never itself."""
+    from kb_site.content import related
+    from kb_site.search_service import service
+
+    with site.app_context():
+        engine = service().engine()
+        shown = [a.slug for a in related(engine, engine.library.articles["return-policy"])]
+        nearest = engine.related("return-policy", limit=8)
+    assert shown[0] == "refund-timescales" and len(shown) == 5 and "return-policy" not in shown
+    assert shown[1:] == [s for s in nearest if s not in ("refund-timescales", "return-policy")][:4]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, session
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from search.analysis import clean_query
 
-from .. import visitors
+from .. import stats, visitors
 from ..errors import KBError
 from . import absolute, engine, library
-from .help import featured
 
 bp = Blueprint("search", __name__)
 
@@ -34,18 +33,16 @@ def results() -> str:
     lib = library()
     if not clean_query(query):
         return render_template("search.html", query="", results=None, categories=lib.categories,
-                               featured=featured(lib), canonical=absolute("/search"))
+                               featured=stats.featured(lib), canonical=absolute("/search"))
     size = int(current_app.config["PAGE_SIZE"])
     found = engine().search(query, limit=size, offset=(number - 1) * size, category=category)
     pages = max(1, math.ceil(found.total / size))
     if number == 1:
-        event = visitors.record("search", query=found.query[:500], results=found.total, detail=category)
-        session["last_search"] = {"id": event.id if event else None, "q": found.query[:200],
-                                  "slugs": [h.slug for h in found.hits], "offset": 0}
+        visitors.record_search(found, category)
     facets = [(c, found.categories[c.slug]) for c in lib.categories if found.categories.get(c.slug)]
     return render_template("search.html", query=found.query, results=found, category=category, page=number,
                            pages=pages, facets=facets, categories=lib.categories,
-                           featured=featured(lib) if not found.total else [], canonical=absolute("/search"))
+                           featured=stats.featured(lib) if not found.total else [], canonical=absolute("/search"))
 
 
 @bp.post("/search/picked")
