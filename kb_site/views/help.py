@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import (
     Blueprint,
     Response,
@@ -77,7 +79,7 @@ def media(filename: str) -> Response:
 def sitemap() -> Response:
     """List every page a search engine should index."""
     lib = library()
-    urls = [(absolute("/"), None)]
+    urls: list[tuple[str, dt.date | None]] = [(absolute("/"), None)]
     urls += [(absolute(url_for("help.category", slug=c.slug)), None) for c in lib.categories
              if lib.in_category(c.slug)]
     urls += [(absolute(url_for("help.article", slug=a.slug)), a.updated) for a in
