@@ -1,4 +1,5 @@
-"""Articles as pages: Markdown rendered to sanitised HTML, with section anchors matching the index."""
+"""Articles as pages: Markdown rendered to sanitised HTML, with section anchors matching the index, and the
+articles shown beside them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import nh3
 from markdown.extensions.toc import TocExtension, slugify_unicode
 from werkzeug.security import safe_join
 
-from search import Article
+from search import Article, SearchEngine
 from search.folder import MEDIA_TYPES, real_path_inside
 
 # What an article may contain once rendered: no scripts, styles, frames, forms or event handlers.
@@ -95,6 +96,18 @@ def page(article: Article) -> Page:
     folder = posixpath.dirname(article.path.as_posix()) if not article.path.is_absolute() else ""
     toc = tuple((s.anchor, s.heading, s.level) for s in article.sections if s.anchor and s.level in (2, 3))
     return Page(article, _render(article.body, folder), toc)
+
+
+def related(engine: SearchEngine, article: Article, limit: int = 5) -> list[Article]:
+    """Return the articles to offer next: every hand-picked one, then the nearest in meaning up to ``limit``."""
+    articles = engine.library.articles
+    chosen = [articles[s] for s in article.related if s in articles]
+    for near in engine.related(article.slug, limit=8):
+        if len(chosen) >= limit:
+            break
+        if near in articles and near not in {a.slug for a in chosen} and near != article.slug:
+            chosen.append(articles[near])
+    return chosen
 
 
 def media_file(root: Path | str, filename: str) -> Path | None:

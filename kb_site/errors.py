@@ -9,6 +9,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from search import IndexCorrupt, IndexMissing, QueryError
+
 log = logging.getLogger(__name__)
 
 
@@ -28,11 +30,6 @@ class NotFound(KBError):
     title = "Page not found"
 
 
-class Unavailable(KBError):
-    status = 503
-    title = "Search is starting up"
-
-
 TITLES = {
     400: "Bad request", 403: "Forbidden", 404: "Page not found", 405: "Method not allowed",
     413: "Too much data", 429: "Too many requests", 500: "Something went wrong", 503: "Temporarily unavailable",
@@ -43,6 +40,15 @@ MESSAGES = {
     413: "That was more data than we accept in one request.",
     429: "You've sent a lot of requests in a short time. Please wait a minute and try again.",
     500: "Something went wrong on our side. Please try again in a moment.",
+}
+# The search library's errors as answers: status, title, message (None: the error's own words), whether to log.
+# A subclass is answered by the nearest class listed here.
+SEARCH_ERRORS: dict[type[Exception], tuple[int, str, str | None, bool]] = {
+    QueryError: (400, "Bad request", None, False),
+    IndexMissing: (503, "Search is starting up", "The help centre is being set up: its articles are still being "
+                   "indexed. Please try again in a minute.", False),
+    IndexCorrupt: (503, "Search is starting up", "The help centre is being updated. Please try again in a minute.",
+                   True),
 }
 
 
@@ -73,6 +79,16 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(KBError)
     def _kb_error(exc: KBError) -> Response:
         return error_response(exc.status, exc.message, exc.title)
+
+    def _search_error(exc: Exception) -> Response:
+        kind = next(k for k in type(exc).__mro__ if k in SEARCH_ERRORS)
+        status, title, message, logged = SEARCH_ERRORS[kind]
+        if logged:
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.path, exc)
+        return error_response(status, message or str(exc), title)
+
+    for kind in SEARCH_ERRORS:
+        app.register_error_handler(kind, _search_error)
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Response:

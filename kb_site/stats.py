@@ -12,6 +12,8 @@ from flask import current_app
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from search import Article, Library
+
 from . import db
 from .models import Event, Vote
 
@@ -19,7 +21,7 @@ CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
-class Helpfulness:
+class VoteTally:
     """Votes on one article."""
 
     slug: str
@@ -39,11 +41,11 @@ class Helpfulness:
         return (p + z * z / (2 * n) - z * math.sqrt((p * (1 - p) + z * z / (4 * n)) / n)) / (1 + z * z / n)
 
 
-def helpfulness() -> dict[str, Helpfulness]:
-    """Return the votes of every voted article."""
+def vote_tallies() -> dict[str, VoteTally]:
+    """Return the "Yes" and total votes of every voted article."""
     query = select(Vote.slug, func.sum(cast(Vote.helpful, Integer)), func.count()).group_by(Vote.slug)
     with db.database().sessions() as s:
-        return {slug: Helpfulness(slug, int(yes or 0), int(n)) for slug, yes, n in s.execute(query)}
+        return {slug: VoteTally(slug, int(yes or 0), int(n)) for slug, yes, n in s.execute(query)}
 
 
 def views(days: int = 30) -> dict[str, int]:
@@ -73,7 +75,7 @@ def _cached(key: str, compute: Any) -> Any:
 
 def most_helpful(known: set[str], limit: int = 6) -> list[str]:
     """Return the slugs of the most helpful articles (with at least one vote), best first."""
-    scores = _cached("helpfulness", helpfulness)
+    scores = _cached("vote_tallies", vote_tallies)
     ranked = sorted((h for h in scores.values() if h.slug in known and h.yes),
                     key=lambda h: (-h.lower_bound, -h.votes, h.slug))
     return [h.slug for h in ranked[:limit]]
@@ -83,3 +85,16 @@ def popular(known: set[str], limit: int = 6) -> list[str]:
     """Return the slugs of the most read articles of the last 30 days, most read first."""
     counts = _cached("views", views)
     return [slug for slug, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if slug in known][:limit]
+
+
+def featured(lib: Library, limit: int = 6) -> list[Article]:
+    """Return the articles to offer first: most helpful, then most read, then one a category."""
+    known = set(lib.articles)
+    slugs = most_helpful(known, limit)
+    for slug in popular(known, limit) + [lib.in_category(c.slug)[0].slug for c in lib.categories
+                                         if lib.in_category(c.slug)]:
+        if len(slugs) >= limit:
+            break
+        if slug not in slugs:
+            slugs.append(slug)
+    return [lib.articles[s] for s in slugs]

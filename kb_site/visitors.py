@@ -10,15 +10,20 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import current_app, session
+from flask import current_app, request, session, url_for
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
+
+from search import SearchResults
 
 from . import db
 from .models import Event, utcnow
 
 log = logging.getLogger(__name__)
+# The first results page of the visit's last search, so that opening one of its results counts as a click.
+LAST_SEARCH = "last_search"
 
 
 def visitor() -> str:
@@ -35,7 +40,7 @@ def visit() -> str:
     idle = now - int(session.get("seen", 0))
     if "visit" not in session or idle > 60 * current_app.config["VISIT_MINUTES"]:
         session["visit"] = secrets.token_urlsafe(12)
-        session.pop("last_search", None)
+        session.pop(LAST_SEARCH, None)
     if idle > 30:  # refresh the timestamp, not the cookie on every request
         session["seen"] = now
     return str(session["visit"])
@@ -123,6 +128,25 @@ def record(kind: str, **fields: Any) -> Event | None:
         log.warning("could not record a %s event: %s", kind, exc.__class__.__name__)
         return None
     return event
+
+
+def record_search(found: SearchResults, category: str | None) -> None:
+    """Record a search (its first page) and remember its results: opening one of them is a click."""
+    event = record("search", query=found.query[:500], results=found.total, detail=category)
+    session[LAST_SEARCH] = {"id": event.id if event else None, "q": found.query[:200],
+                            "slugs": [h.slug for h in found.hits], "offset": 0}
+
+
+def record_view(slug: str, referrer: str | None) -> None:
+    """Record a view of an article, and a click when it was opened from the results of the last search."""
+    visit()  # a new visit forgets the last search
+    last = session.get(LAST_SEARCH)
+    came_from = urlsplit(referrer or "")
+    if last and slug in last.get("slugs", []) and came_from.path == url_for("search.results") and \
+            came_from.netloc == request.host:
+        record_later("click", slug=slug, query=last.get("q"), search_id=last.get("id"),
+                     position=last["slugs"].index(slug) + 1 + int(last.get("offset", 0)))
+    record_later("view", slug=slug, detail=came_from.path[:200] or None)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,23 @@ def test_vote_with_javascript_is_json_and_changeable(any_db_site):
     assert [v.helpful for v in votes(any_db_site)] == [True, False]
 
 
+def test_save_keeps_one_vote_a_visitor_and_the_reason_of_a_repeated_no(any_db_site):
+    """votes.save changes the visitor's one vote: a bare second "No" keeps the reason, a "Yes" clears it."""
+    from kb_site import votes as vote_store
+
+    with any_db_site.app_context():
+        vote_store.save("p1", "return-policy", False, "outdated", "Says 30 days", "r1")
+        vote_store.save("p1", "return-policy", False, None, None, "r1")
+        vote_store.save("p2", "return-policy", True, None, None, "r1")
+    [first, second] = votes(any_db_site)
+    assert (first.visitor, first.helpful, first.reason, first.comment) == ("p1", False, "outdated", "Says 30 days")
+    assert (second.visitor, second.helpful, second.reason) == ("p2", True, None)
+    with any_db_site.app_context():
+        vote_store.save("p1", "return-policy", True, None, None, "r2")
+    changed = votes(any_db_site)[0]
+    assert (changed.helpful, changed.reason, changed.comment, changed.revision) == (True, None, None, "r2")
+
+
 def test_vote_on_an_alias_counts_for_the_article(any_db_site):
     """A vote sent to an old slug is stored under the current one."""
     client = any_db_site.test_client()

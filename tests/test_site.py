@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from kb_site.db import database
 from kb_site.models import Event
@@ -156,6 +157,18 @@ def test_sitemap_and_robots(client):
     assert "Sitemap: http://localhost/sitemap.xml" in robots and "Disallow: /search" in robots
 
 
+def test_sitemap_escapes_its_addresses_for_xml(tmp_path, corpus, fake_embedder):
+    """A base URL with XML's special characters still gives a well-formed sitemap listing it as given."""
+    from tests.conftest import make_site
+
+    base = "https://help.example.com/?a=1&b=<2>"
+    client = make_site(tmp_path, corpus, fake_embedder, BASE_URL=base).test_client()
+    response = client.get("/sitemap.xml")
+    assert response.mimetype == "application/xml" and response.data.endswith(b"</urlset>\n")
+    locs = [e.text for e in ET.fromstring(response.data).iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert locs[0] == base + "/" and "&amp;b=&lt;2&gt;" in response.get_data(as_text=True)
+
+
 def test_base_url_sets_canonical_links(tmp_path, corpus, fake_embedder):
     """KB_BASE_URL is used for canonical links and the sitemap behind a proxy."""
     from tests.conftest import make_site
@@ -183,6 +196,22 @@ def test_index_missing_is_a_503_page(tmp_path, corpus, fake_embedder):
     response = app.test_client().get("/")
     assert response.status_code == 503 and "being set up" in response.get_data(as_text=True)
     assert app.test_client().get("/api/search?q=x").get_json()["error"]["status"] == 503
+
+
+def test_corrupt_index_is_a_logged_503(tmp_path, corpus, fake_embedder, caplog):
+    """An unreadable index answers 503 "being updated" as a page and as JSON, and the reason is logged."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder)
+    for manifest in Path(app.instance_path, "index").rglob("manifest.json"):
+        manifest.write_text("{")
+    with caplog.at_level("ERROR"):
+        page = app.test_client().get("/")
+        error = app.test_client().get("/api/search?q=x").get_json()["error"]
+    assert page.status_code == 503 and "being updated" in page.get_data(as_text=True)
+    assert error == {"status": 503, "title": "Search is starting up",
+                     "message": "The help centre is being updated. Please try again in a minute."}
+    assert "IndexCorrupt" in caplog.text and "manifest.json is unreadable" in caplog.text
 
 
 def test_static_assets_are_local(client):
@@ -282,3 +311,16 @@ def test_article_errors_panel_shows_front_matter_as_text(site, corpus, fake_embe
     assert "&#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39; must be lowercase" in panel
     assert "&lt;img src=x onerror=alert(2)&gt;" in panel
     assert "<script>alert" not in html and "<img src=x" not in html
+
+
+def test_related_articles_put_the_hand_picked_first(site):
+    """An article's own `related` come first, then the nearest in meaning, five in all, never itself."""
+    from kb_site.content import related
+    from kb_site.search_service import service
+
+    with site.app_context():
+        engine = service().engine()
+        shown = [a.slug for a in related(engine, engine.library.articles["return-policy"])]
+        nearest = engine.related("return-policy", limit=8)
+    assert shown[0] == "refund-timescales" and len(shown) == 5 and "return-policy" not in shown
+    assert shown[1:] == [s for s in nearest if s not in ("refund-timescales", "return-policy")][:4]

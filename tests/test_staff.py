@@ -605,6 +605,15 @@ def test_safe_cell_quotes_strings_that_start_like_a_formula(value, cell):
     assert safe_cell(value) == cell
 
 
+def test_stub_is_markdown_not_html(site):
+    """The downloaded stub keeps the query's characters as typed: Markdown is not HTML-escaped."""
+    editor = signed_in(site, "editor")
+    text = editor.get("/staff/gaps/stub", query_string={"q": "tents & <poles>", "download": "1"}).get_data(
+        as_text=True)
+    assert 'title: "Tents & <poles>"' in text and "“tents & <poles>” 0 times" in text
+    assert text.endswith("[this](/articles/contact-us).\n")
+
+
 def test_stub_download_names_any_query(site):
     """A stub for a non-Latin-1 query downloads with an ASCII name and the real one in RFC 5987 filename*."""
     from werkzeug.http import parse_options_header

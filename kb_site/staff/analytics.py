@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, cast, distinct, func, select, union
 from sqlalchemy.orm import Session
+
+from search import Article
 
 from ..models import REASONS, Event, Ticket, Vote, aware
 
@@ -104,7 +107,7 @@ def no_click_queries(s: Session, start: dt.datetime, limit: int = 50) -> list[Ro
     return [{"query": q, "searches_without_click": int(n), "avg_results": round(float(r), 1)} for q, n, r in rows]
 
 
-def helpfulness(s: Session, start: dt.datetime, titles: dict[str, str]) -> list[Row]:
+def helpfulness_ranking(s: Session, start: dt.datetime, titles: dict[str, str]) -> list[Row]:
     """Articles by share of "Yes" votes (most votes first among equals), with "No" reasons and comments."""
     votes = s.execute(select(Vote.slug, Vote.helpful, Vote.reason, Vote.comment)
                       .where(Vote.updated_at >= start).order_by(Vote.updated_at.desc())).all()
@@ -168,6 +171,12 @@ def stale(helpful: list[Row], updated: dict[str, dt.date | None], today: dt.date
     return sorted(out, key=lambda r: (r["helpful_percent"], r["article"]))
 
 
+def times_searched(s: Session, query: str) -> int:
+    """How often ``query`` was searched for (in any letter case), in all the recorded history."""
+    return int(s.scalar(select(func.count()).select_from(Event).where(
+        Event.kind == "search", func.lower(Event.query) == query.lower())) or 0)
+
+
 def tickets_by_topic(s: Session, start: dt.datetime) -> list[Row]:
     """Tickets opened in the period by topic."""
     rows = s.execute(select(Ticket.topic, func.count()).where(Ticket.created_at >= start)
@@ -175,3 +184,20 @@ def tickets_by_topic(s: Session, start: dt.datetime) -> list[Row]:
     return [{"topic": topic, "tickets": int(n)} for topic, n in rows]
 
 
+def dashboard(s: Session, articles: Mapping[str, Article], days: int,
+              today: dt.date) -> tuple[Overview, dict[str, list[Row]]]:
+    """Every figure and table of the dashboard for the last ``days`` days, by table name."""
+    titles = {slug: a.title for slug, a in articles.items()}
+    start = since(days)
+    helpful = helpfulness_ranking(s, start, titles)
+    tables = {
+        "top_queries": top_queries(s, start),
+        "zero_result_queries": zero_result_queries(s, start),
+        "no_click_queries": no_click_queries(s, start),
+        "helpfulness": helpful,
+        "revisions": revisions(s, {slug: a.content_hash for slug, a in articles.items()}, titles),
+        "stale": stale(helpful, {slug: a.updated for slug, a in articles.items()}, today),
+        "tickets_by_topic": tickets_by_topic(s, start),
+        "searches_per_day": searches_per_day(s, start, days),
+    }
+    return overview(s, start), tables

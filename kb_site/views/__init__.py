@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from search import IndexCorrupt, IndexMissing, Library, SearchEngine
+from search import Library, SearchEngine
 
-from ..errors import NotFound, Unavailable
+from ..errors import NotFound
 from ..search_service import service
 
 
 def engine() -> SearchEngine:
-    """Return the search engine over the published index, or answer 503 while there is none."""
-    try:
-        return service().engine()
-    except IndexMissing:
-        raise Unavailable("The help centre is being set up: its articles are still being indexed. "
-                          "Please try again in a minute.") from None
-    except IndexCorrupt as exc:
-        current_app.logger.error("cannot open the search index: %s", exc)
-        raise Unavailable("The help centre is being updated. Please try again in a minute.") from None
+    """Return the search engine over the published index (errors.SEARCH_ERRORS answers 503 while there is none)."""
+    return service().engine()
 
 
 def library() -> Library:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
-from search import Article, QueryError
+from search import Article
 from search.engine import hit_dict
 
 from ..content import page
@@ -17,13 +17,10 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise KBError(f"'{name}' must be a whole number, not {raw[:40]!r}.") from None
+    raw = request.args.get(name, "")
+    value = request.args.get(name, type=int) if raw else default
+    if value is None:
+        raise KBError(f"'{name}' must be a whole number, not {raw[:40]!r}.")
     if not low <= value <= high:
         raise KBError(f"'{name}' must be between {low} and {high}.")
     return value
@@ -46,11 +43,8 @@ def search() -> Response:
     limit = _int_arg("limit", 10, 1, 50)
     offset = _int_arg("offset", 0, 0, 10000)
     mode = request.args.get("mode", "hybrid")
-    try:
-        found = engine().search(query, limit=limit, offset=offset, category=request.args.get("category") or None,
-                                mode=mode)
-    except QueryError as exc:
-        raise KBError(str(exc)) from None
+    found = engine().search(query, limit=limit, offset=offset, category=request.args.get("category") or None,
+                            mode=mode)
     return jsonify({
         "query": found.query, "total": found.total, "offset": offset, "suggestion": found.suggestion,
         "fallback": found.fallback, "took_ms": round(found.took_ms, 2), "categories": found.categories,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-from xml.sax.saxutils import escape
+import datetime as dt
 
 from flask import (
     Blueprint,
@@ -14,32 +13,16 @@ from flask import (
     render_template,
     request,
     send_file,
-    session,
     url_for,
 )
 
-from search import Article, Library
-
 from .. import stats, visitors
-from ..content import media_file, page
+from ..content import media_file, page, related
 from ..errors import NotFound
 from ..models import REASONS
 from . import absolute, current_slug, engine, library
 
 bp = Blueprint("help", __name__)
-
-
-def featured(lib: Library, limit: int = 6) -> list[Article]:
-    """Return the articles to offer first: most helpful, then most read, then one a category."""
-    known = set(lib.articles)
-    slugs = stats.most_helpful(known, limit)
-    for slug in stats.popular(known, limit) + [lib.in_category(c.slug)[0].slug for c in lib.categories
-                                               if lib.in_category(c.slug)]:
-        if len(slugs) >= limit:
-            break
-        if slug not in slugs:
-            slugs.append(slug)
-    return [lib.articles[s] for s in slugs]
 
 
 @bp.get("/")
@@ -48,7 +31,7 @@ def home() -> str:
     lib = library()
     counts = lib.counts()
     categories = [(c, counts.get(c.slug, 0)) for c in lib.categories if counts.get(c.slug)]
-    return render_template("home.html", categories=categories, featured=featured(lib),
+    return render_template("home.html", categories=categories, featured=stats.featured(lib),
                            canonical=absolute("/"))
 
 
@@ -64,11 +47,6 @@ def category(slug: str) -> str:
                            canonical=absolute(url_for("help.category", slug=slug)))
 
 
-def _referred_by_search() -> bool:
-    referrer = urlsplit(request.referrer or "")
-    return referrer.path == url_for("search.results") and referrer.netloc == request.host
-
-
 @bp.get("/articles/<slug>")
 def article(slug: str) -> Response | str:
     """Show an article with its contents, feedback widget and related articles; old slugs redirect."""
@@ -79,21 +57,10 @@ def article(slug: str) -> Response | str:
         return redirect(target + (f"?{request.query_string.decode()}" if request.query_string else ""), 301)
     shown = page(lib.articles[slug])
     visit = visitors.visit()
-    last = session.get("last_search")
-    if last and slug in last.get("slugs", []) and _referred_by_search():
-        visitors.record_later("click", slug=slug, query=last.get("q"), search_id=last.get("id"),
-                              position=last["slugs"].index(slug) + 1 + int(last.get("offset", 0)))
-    visitors.record_later("view", slug=slug, detail=urlsplit(request.referrer or "").path[:200] or None)
-    vote = visitors.my_vote(slug)
-    related = [lib.articles[s] for s in shown.article.related if s in lib.articles]
-    for near in engine().related(slug, limit=8):
-        if len(related) >= 5:
-            break
-        if near in lib.articles and near not in {r.slug for r in related} and near != slug:
-            related.append(lib.articles[near])
+    visitors.record_view(slug, request.referrer)
     return render_template("article.html", page=shown, article=shown.article, category=lib.category(
-        shown.article.category), related=related, vote=vote, reasons=REASONS, visit=visit,
-        canonical=absolute(url_for("help.article", slug=slug)))
+        shown.article.category), related=related(engine(), shown.article), vote=visitors.my_vote(slug),
+        reasons=REASONS, visit=visit, canonical=absolute(url_for("help.article", slug=slug)))
 
 
 @bp.get("/media/<path:filename>")
@@ -112,18 +79,12 @@ def media(filename: str) -> Response:
 def sitemap() -> Response:
     """List every page a search engine should index."""
     lib = library()
-    entries = [(absolute("/"), None)]
-    entries += [(absolute(url_for("help.category", slug=c.slug)), None) for c in lib.categories
-                if lib.in_category(c.slug)]
-    entries += [(absolute(url_for("help.article", slug=a.slug)), a.updated) for a in
-                sorted(lib.articles.values(), key=lambda a: a.slug)]
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
-    for loc, updated in entries:
-        lastmod = f"<lastmod>{updated.isoformat()}</lastmod>" if updated else ""
-        lines.append(f"  <url><loc>{escape(loc)}</loc>{lastmod}</url>")
-    lines.append("</urlset>")
-    return Response("\n".join(lines) + "\n", mimetype="application/xml")
+    urls: list[tuple[str, dt.date | None]] = [(absolute("/"), None)]
+    urls += [(absolute(url_for("help.category", slug=c.slug)), None) for c in lib.categories
+             if lib.in_category(c.slug)]
+    urls += [(absolute(url_for("help.article", slug=a.slug)), a.updated) for a in
+             sorted(lib.articles.values(), key=lambda a: a.slug)]
+    return Response(render_template("sitemap.xml", urls=urls), mimetype="application/xml")
 
 
 @bp.get("/robots.txt")

@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from search.analysis import clean_query
 
 from .. import db
-from ..models import DeliveryAttempt, Event, Outbox, Ticket, TicketChange, aware, utcnow
+from ..models import DeliveryAttempt, Outbox, Ticket, TicketChange, aware, utcnow
 from ..staff import (
     ACCESS,
     MIN_PASSWORD,
@@ -138,25 +138,10 @@ def _days() -> int:
     return int_arg("days", 30, choices=PERIODS)
 
 
-def dashboard_tables(days: int) -> tuple[analytics.Overview, dict[str, list[dict[str, Any]]]]:
+def dashboard_tables(days: int) -> tuple[analytics.Overview, dict[str, list[analytics.Row]]]:
     """Compute every figure and table of the dashboard for the last ``days`` days."""
-    lib = library()
-    titles = {slug: a.title for slug, a in lib.articles.items()}
-    start = analytics.since(days)
     with db.database().sessions() as s:
-        helpful = analytics.helpfulness(s, start, titles)
-        tables = {
-            "top_queries": analytics.top_queries(s, start),
-            "zero_result_queries": analytics.zero_result_queries(s, start),
-            "no_click_queries": analytics.no_click_queries(s, start),
-            "helpfulness": helpful,
-            "revisions": analytics.revisions(s, {slug: a.content_hash for slug, a in lib.articles.items()}, titles),
-            "stale": analytics.stale(helpful, {slug: a.updated for slug, a in lib.articles.items()},
-                                     dt.date.today()),
-            "tickets_by_topic": analytics.tickets_by_topic(s, start),
-            "searches_per_day": analytics.searches_per_day(s, start, days),
-        }
-        return analytics.overview(s, start), tables
+        return analytics.dashboard(s, library().articles, days, dt.date.today())
 
 
 @bp.get("/")
@@ -185,34 +170,16 @@ def dashboard_csv() -> Response:
     return csv_attachment(dashboard_tables(days)[1][name], f"{name}-{days}d.csv")
 
 
-def article_stub(query: str, category: str, searches: int, today: dt.date) -> str:
-    """Return a Markdown article stub answering a query nobody found an answer to (a draft)."""
-    title = query[:1].upper() + query[1:]
-    return (
-        "---\n"
-        f"title: {json.dumps(title, ensure_ascii=False)}\n"
-        "summary: \"One sentence saying what this article answers.\"\n"
-        f"category: {category}\n"
-        "tags: []\n"
-        "questions:\n"
-        f"  - {json.dumps(query, ensure_ascii=False)}\n"
-        f"updated: {today.isoformat()}\n"
-        "draft: true\n"
-        "---\n\n"
-        f"Customers searched for “{query}” {searches} time{'s' * (searches != 1)} without finding an answer.\n"
-        "Answer the question in this first paragraph, in the customer's words, then give the details.\n\n"
-        "## Steps\n\n"
-        "1. First step.\n"
-        "2. Second step.\n\n"
-        "## If that doesn't work\n\n"
-        "Say what to do next, and link related articles like [this](/articles/contact-us).\n"
-    )
+@bp.app_template_filter("yaml_string")
+def _yaml_string(value: str) -> str:
+    """Quote a string for YAML front matter: JSON's double-quoted form is YAML too."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 @bp.get("/gaps/stub")
 @staff_required("dashboard")
 def stub() -> Response | str:
-    """Offer a ready Markdown stub for a query that found nothing or was not clicked."""
+    """Offer a ready Markdown stub (a draft article) for a query that found nothing or was not clicked."""
     query = clean_query(request.args.get("q", ""))[:200].strip()
     if not query:
         abort(400, "Give the query in q.")
@@ -220,9 +187,9 @@ def stub() -> Response | str:
     hits = engine().search(query, limit=1).hits
     category = hits[0].category if hits else (lib.categories[0].slug if lib.categories else "support")
     with db.database().sessions() as s:
-        searches = s.scalar(select(func.count()).select_from(Event).where(
-            Event.kind == "search", func.lower(Event.query) == query.lower())) or 0
-    text = article_stub(query, category, int(searches), dt.date.today())
+        searches = analytics.times_searched(s, query)
+    text = render_template("staff/stub.md", query=query, category=category, searches=searches,
+                           today=dt.date.today())
     slug = "-".join("".join(c if c.isalnum() else " " for c in query.lower()).split())[:60] or "new-article"
     if request.args.get("download"):
         return attachment(text, f"{slug}.md", "text/markdown")

@@ -1,0 +1,34 @@
+"""Votes on articles: one a visitor an article, changeable; a "No" may carry a reason and a comment."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from . import db
+from .models import Vote, utcnow
+
+
+def save(visitor: str, slug: str, helpful: bool, reason: str | None, comment: str | None, revision: str) -> Vote:
+    """Insert or change the visitor's vote on an article; a repeated "No" keeps the reason given before."""
+    for attempt in range(2):
+        try:
+            with db.database().session() as s:
+                vote = s.scalar(select(Vote).where(Vote.visitor == visitor, Vote.slug == slug).with_for_update())
+                if vote is None:
+                    vote = Vote(visitor=visitor, slug=slug, helpful=helpful)
+                    s.add(vote)
+                elif vote.helpful != helpful or helpful:
+                    vote.reason = vote.comment = None
+                vote.helpful = helpful
+                if not helpful and reason:
+                    vote.reason = reason
+                if not helpful and comment:
+                    vote.comment = comment
+                vote.revision = revision
+                vote.updated_at = utcnow()
+            return vote
+        except IntegrityError:  # two first votes raced: the other one won, so change it
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
