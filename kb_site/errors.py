@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from search import IndexCorrupt, IndexMissing, QueryError
+from search import IndexCorrupt, IndexMissing, QueryError, SearchError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ SEARCH_ERRORS: dict[type[Exception], tuple[int, str, str | None, bool]] = {
                    "indexed. Please try again in a minute.", False),
     IndexCorrupt: (503, "Search is starting up", "The help centre is being updated. Please try again in a minute.",
                    True),
+    SearchError: (500, TITLES[500], MESSAGES[500], True),
 }
 
 

@@ -214,6 +214,22 @@ def test_corrupt_index_is_a_logged_503(tmp_path, corpus, fake_embedder, caplog):
     assert "IndexCorrupt" in caplog.text and "manifest.json is unreadable" in caplog.text
 
 
+def test_any_other_library_error_is_a_logged_500_without_a_traceback(site, caplog):
+    """A search library error no table row names is answered by its base class's row: 500, logged, no trace."""
+    from search import NotLoaded
+
+    @site.get("/boom")
+    def boom():
+        raise NotLoaded("the engine's library was never opened")
+
+    with caplog.at_level("ERROR"):
+        page = site.test_client().get("/boom")
+        error = site.test_client().get("/boom", headers={"Accept": "application/json"}).get_json()["error"]
+    assert page.status_code == 500 and "Traceback" not in page.get_data(as_text=True)
+    assert error["status"] == 500 and error["message"].startswith("Something went wrong on our side")
+    assert "NotLoaded" in caplog.text and "never opened" in caplog.text
+
+
 def test_static_assets_are_local(client):
     """Styles and scripts are served by the site itself."""
     for asset in ("/static/css/site.css", "/static/js/site.js", "/static/favicon.svg"):
