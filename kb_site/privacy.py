@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Event
@@ -23,4 +24,5 @@ def purge(sessions: sessionmaker[Session], days: int, now: dt.datetime | None = 
     """Delete events older than ``days`` days; return how many were removed."""
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     with sessions() as s, s.begin():
-        return s.execute(delete(Event).where(Event.created_at < cutoff)).rowcount or 0
+        deleted = cast(CursorResult[Any], s.execute(delete(Event).where(Event.created_at < cutoff)))
+        return deleted.rowcount or 0

@@ -33,7 +33,9 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.urls import iri_to_uri
 from wtforms import Field
 
-from .errors import SEARCH_ERRORS, KBError, error_response, wants_json
+from search import SearchError
+
+from .errors import KBError, error_response, wants_json
 from .models import REASONS
 
 CONFIRM = ("We haven't sent it yet: it reached us without our security check, because the page was open a long "
@@ -104,7 +106,7 @@ def csrf_failed() -> Response:
     try:
         confirm = _contact() if endpoint == "contact.contact" else _feedback() if endpoint == "feedback.vote" \
             else None
-    except (KBError, *SEARCH_ERRORS):  # the site is starting up: no form to show, say so
+    except (KBError, SearchError):  # the site is starting up: no form to show, say so
         pass
     if confirm is not None:
         title = "Send this message?" if confirm["kind"] == "contact" else "Send this feedback?"

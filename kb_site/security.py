@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, request
@@ -118,5 +119,11 @@ def limit(app: Flask, limiter: Limiter, endpoints: dict[str, str]) -> None:
     for endpoint, setting in endpoints.items():
         rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
         methods = ["POST"] if "POST" in (rule.methods or ()) else None
-        app.view_functions[endpoint] = limiter.limit(lambda s=setting: app.config[s], methods=methods)(
-            app.view_functions[endpoint])
+        decorate = limiter.limit(_setting_reader(app, setting), methods=methods)
+        # Flask-Limiter's decorator is typed for async views too, which Flask's view table does not take.
+        app.view_functions[endpoint] = decorate(app.view_functions[endpoint])  # type: ignore[assignment]
+
+
+def _setting_reader(app: Flask, setting: str) -> Callable[[], str]:
+    """Return a function reading a rate-limit setting when a request is counted (tests change it live)."""
+    return lambda: str(app.config[setting])

@@ -24,6 +24,8 @@ if connection is not None:
     run(connection)
 else:  # the alembic command line, for writing new migrations: alembic -x url=... revision --autogenerate
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("Give the database: alembic -x url=postgresql+psycopg://... (or sqlite:///path)")
     with create_engine(url).connect() as own:
         run(own)
         own.commit()

@@ -54,7 +54,8 @@ def article(slug: str) -> Response | str:
     current = current_slug(slug)
     if current != slug:
         target = url_for("help.article", slug=current)
-        return redirect(target + (f"?{request.query_string.decode()}" if request.query_string else ""), 301)
+        return redirect(target + (f"?{request.query_string.decode()}" if request.query_string else ""),  # type: ignore[return-value]
+                        301)
     shown = page(lib.articles[slug])
     visit = visitors.visit()
     visitors.record_view(slug, request.referrer)
