@@ -31,7 +31,7 @@ class History:
     changes: tuple[TicketChange, ...]
 
 
-def _with_outbox() -> Select[tuple[Ticket, Outbox]]:
+def _with_outbox() -> Select[Ticket, Outbox]:
     return select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
 
 
