@@ -1,7 +1,7 @@
-"""The ``kb`` command: thin wrappers over the search library, and ``kb serve``, on Flask's CLI group.
+"""The ``kb`` command: thin wrappers over the search library, ``kb bench``, ``kb serve`` and ``kb purge``.
 
-The application adds the commands of its resources (``kb db``, ``kb worker``, ``kb tickets``, ``kb staff``)
-in their ``init_app``; nothing imports this module but the ``kb`` entry point.
+The application adds the commands of its resources (``kb db``, ``kb worker``, ``kb tickets``, ``kb staff``,
+``kb link``) in their ``init_app``; nothing imports this module but the ``kb`` entry point.
 """
 
 from __future__ import annotations
