@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import cli, config, db, errors, search_service, security, views
+from . import config, db, errors, search_service, security, staff, tickets, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -38,5 +38,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def _site() -> dict[str, Any]:
         return {"site_name": app.config["SITE_NAME"]}
 
-    cli.init_app(app)
+    staff.init_app(app)
+    tickets.init_app(app)
     return app

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 from flask import Flask, current_app, g
+from flask.cli import with_appcontext
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -92,9 +94,32 @@ class Database:
             yield session
 
 
+@click.group("db")
+def db_group() -> None:
+    """Manage the database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Migration to upgrade to.")
+@with_appcontext
+def db_upgrade_command(revision: str) -> None:
+    """Apply the database migrations (kb serve does this at start too)."""
+    db = database()
+    db.upgrade(revision)
+    click.echo(f"Database at revision {db.current()}: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current_command() -> None:
+    """Print the database's migration revision."""
+    click.echo(database().current() or "(empty: run 'kb db upgrade')")
+
+
 def init_app(app: Flask) -> None:
-    """Create the application's engine and close the request's session at teardown."""
+    """Create the application's engine, close the request's session at teardown, and add ``kb db``."""
     app.extensions[EXTENSION] = Database(database_url(app.config["DATABASE_URL"], Path(app.config["INSTANCE_DIR"])))
+    app.cli.add_command(db_group)
 
     @app.teardown_appcontext
     def _close(_exc: BaseException | None) -> None:

@@ -1,7 +1,7 @@
-"""`kb bench --http`: the real server under concurrent load on loopback, over a synthetic corpus.
+"""``kb bench``: index and query timings on a synthetic corpus, or with ``--http`` the real server under load.
 
-The corpus and its index are kept in ``<instance>/bench/`` and reused by later runs (a 10,000-article
-index takes ~10 minutes to build once). Each run starts `kb serve --no-index` with the asked number of
+With ``--http`` the corpus and its index are kept in ``<instance>/bench/`` and reused by later runs (a
+10,000-article index takes ~10 minutes to build once). Each run starts `kb serve --no-index` with the asked number of
 workers, waits for /readyz, and drives article pages, the search API and the search page in turn from
 client processes with keep-alive connections.
 """
@@ -21,20 +21,25 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import click
+import psutil
+from flask.cli import with_appcontext
+
 from search import build_index
-from search.bench import write_corpus
+from search.bench import Progress, run_bench, write_corpus
 from search.embeddings import Embedder
+
+from .search_service import service
 
 KINDS = ("article", "search_api", "search_page")
 
 
 def prepare(root: Path, n: int, seed_dir: Path, embedder: Embedder | None,
-            progress: Callable[[str, int, int], None] | None = None) -> tuple[Path, Path, list[str], list[str]]:
+            progress: Progress | None = None) -> tuple[Path, Path, list[str], list[str]]:
     """Return (articles, index, slugs, queries) for an ``n``-article corpus, writing and indexing it once."""
     folder = root / f"corpus-{n}"
     articles, index, meta = folder / "articles", folder / "index", folder / "bench.json"
@@ -112,38 +117,35 @@ def drive(port: int, paths: list[str], seconds: float, clients: int) -> dict[str
             "p99": round(cuts[98], 2), "errors": errors}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port() -> int:
+    """Return a local TCP port nothing listens on (the system picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-def _rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (gunicorn master and workers), in MB."""
-    total = 0
-    for child in [pid, *_children(pid)]:
-        try:
-            with open(f"/proc/{child}/status") as handle:
-                total += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            pass
-    return round(total / 1024, 1)
-
-
-def _children(pid: int) -> list[int]:
+def rss_mb(pid: int) -> float:
+    """Return the resident memory of a process and all its descendants (gunicorn master and workers), in MB."""
     try:
-        found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-    return found + [g for c in found for g in _children(c)]
+        parent = psutil.Process(pid)
+        processes = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:  # the server is gone: nothing of it is resident
+        return 0.0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:  # a worker that ended since it was listed holds no memory
+            continue
+    return round(total / 2**20, 1)
 
 
 def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None, *, workers: int, threads: int,
                    clients: int, seconds: float, env: dict[str, str],
-                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None) -> dict[str, Any]:
     """Serve an ``n``-article corpus with ``workers`` workers and measure each kind of page under load."""
     articles, index, slugs, queries = prepare(root, n, seed_dir, embedder, progress)
-    port = _free_port()
+    port = free_port()
     instance = root / f"instance-{os.getpid()}"
     server_env = {**env, "KB_INSTANCE_DIR": str(instance), "KB_ARTICLES_DIR": str(articles),
                   "KB_INDEX_DIR": str(index), "KB_RATELIMIT_ENABLED": "false", "KB_WORKER_IN_SERVE": "false"}
@@ -172,9 +174,64 @@ def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None
         for kind in KINDS:
             drive(port, paths[kind][:50], 2, clients)  # warm up
             figures[kind] = drive(port, paths[kind], seconds, clients)
-        figures["server_rss_mb"] = _rss_mb(server.pid)
+        figures["server_rss_mb"] = rss_mb(server.pid)
         return figures
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(60)
         log.close()
+
+
+@click.command("bench")
+@click.option("--articles", "n_articles", default=1000, show_default=True, type=click.IntRange(10),
+              help="How many synthetic articles to generate.")
+@click.option("--queries", default=300, show_default=True, type=click.IntRange(2),
+              help="How many queries to time per mode.")
+@click.option("--seed-articles", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Articles whose text the synthetic corpus imitates (default: KB_ARTICLES_DIR).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--http", "over_http", is_flag=True,
+              help="Load a real multi-worker server on loopback instead (corpus and index kept in "
+                   "<instance>/bench for later runs).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="--http: server workers.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="--http: threads a worker.")
+@click.option("--clients", default=16, show_default=True, type=click.IntRange(2, 512),
+              help="--http: concurrent client connections.")
+@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(1),
+              help="--http: seconds of load a page kind.")
+@with_appcontext
+def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_json: bool, over_http: bool,
+                  workers: int, threads: int, clients: int, seconds: float) -> None:
+    """Measure index build, update and query latency on a synthetic corpus (or, with --http, the server)."""
+    from .cli import Progress  # the command line's progress bar (the kb group imports this module)
+
+    svc = service()
+    progress = Progress()
+    seeds = seed_articles or svc.articles_dir
+    try:
+        if over_http:
+            figures = run_http_bench(Path(svc.config["INSTANCE_DIR"]) / "bench", n_articles, seeds, svc.embedder(),
+                                     workers=workers, threads=threads, clients=clients, seconds=seconds,
+                                     env=dict(os.environ), progress=progress)
+        else:
+            figures = run_bench(n_articles, queries, seeds, svc.embedder(), progress=progress)
+    except (RuntimeError, ValueError) as exc:  # the server did not start; an empty or unusable seed corpus
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(figures))
+        return
+    if over_http:
+        click.echo(f"{figures['articles']} articles, {workers} worker{'s' * (workers != 1)} x {threads} threads, "
+                   f"{clients} clients; server RSS {figures['server_rss_mb']} MB")
+        for kind in KINDS:
+            f = figures[kind]
+            click.echo(f"  {kind:<12} {f['rps']:>8} req/s  p50 {f['p50']} ms  p95 {f['p95']} ms  "
+                       f"p99 {f['p99']} ms  errors {f['errors']}")
+        return
+    click.echo(f"{figures['articles']} articles: cold build {figures['build_seconds']} s, update after one "
+               f"change {figures['update_one_seconds']} s, no-op re-index {figures['noop_reindex_seconds']} s, "
+               f"peak RSS {figures['peak_rss_mb']} MB")
+    for mode, cut in figures["latency_ms"].items():
+        click.echo(f"  {mode:<8} p50 {cut['p50']} ms  p95 {cut['p95']} ms  p99 {cut['p99']} ms")

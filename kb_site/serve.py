@@ -15,12 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 
 from search import ArticleError, build_index
+
+from .db import database
+from .search_service import service
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +193,9 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from a2wsgi import WSGIMiddleware
 
-        return WSGIMiddleware(self.application, workers=int(self.application.config["SERVE_THREADS"]))
+        # a2wsgi types the WSGI environ as a TypedDict, Flask as a plain dict: the same object at run time.
+        return WSGIMiddleware(self.application,  # type: ignore[arg-type]
+                              workers=int(self.application.config["SERVE_THREADS"]))
 
 
 def post_fork(_server: Any, worker: Any) -> None:
@@ -234,3 +241,45 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         "control_socket_disable": True,
     }
     Server(app, options).run()
+
+
+def _index_in_child(instance: str) -> None:
+    """Build or update the index in a spawned process, so the server never loads the model itself."""
+    from .cli import build  # the command line's progress bar; imported in the child, where nothing else has
+
+    app = child_app(instance)
+    with app.app_context():
+        svc = service()
+        report = build(svc.articles_dir, svc.index_dir)
+        if not report.unchanged:
+            click.echo(f"Published index {report.generation}: {report.articles} articles.", err=True)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads a worker.")
+@click.option("--no-index", is_flag=True,
+              help="Serve the index as it is (built elsewhere by 'kb index --output'); do not build or watch.")
+@with_appcontext
+def serve_command(host: str, port: int, workers: int, threads: int, no_index: bool) -> None:
+    """Run the whole site on gunicorn: migrate the database, index the articles, serve, watch for edits."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    database().upgrade()
+    watcher = None
+    if not no_index:
+        child = spawn(app, _index_in_child, "kb-index", daemon=False)
+        child.join()
+        if child.exitcode:
+            raise click.ClickException("could not build the search index (see above); fix the articles and try again")
+        watcher = start_watcher(app)
+    delivery = start_worker(app) if app.config["WORKER_IN_SERVE"] else None
+    click.echo(f"Serving {app.config['SITE_NAME']} on http://{host}:{port}/ "
+               f"({workers} worker{'s' * (workers != 1)} x {threads} threads)", err=True)
+    try:
+        serve(app, host, port, workers, threads)
+    finally:
+        for process in (watcher, delivery):
+            if process is not None:
+                process.terminate()

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,8 +16,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskCliRunner
 
 from kb_site import create_app
+from kb_site.cli import kb
+from kb_site.http_bench import free_port
 from search import SearchEngine, SentenceTransformerEmbedder, build_index
 from tests.fakes import HashingEmbedder
 
@@ -60,11 +63,24 @@ def fake_embedder() -> HashingEmbedder:
     return HashingEmbedder()
 
 
+class KbCliRunner(FlaskCliRunner):
+    """Run ``kb`` as a user does (its own commands, then the application's) against the test application."""
+
+    def invoke(self, cli=None, args=None, **kwargs):
+        return super().invoke(cli or kb, args, **kwargs)
+
+
+def with_kb(app: Flask) -> Flask:
+    """Make the application's ``test_cli_runner()`` run the ``kb`` command."""
+    app.test_cli_runner_class = KbCliRunner
+    return app
+
+
 @pytest.fixture
 def app(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder):
     """The application on a temporary instance folder, the corpus copy and the fake embedder."""
-    return create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "ARTICLES_DIR": str(corpus),
-                       "EMBEDDER": fake_embedder, "TESTING": True})
+    return with_kb(create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "ARTICLES_DIR": str(corpus),
+                               "EMBEDDER": fake_embedder, "TESTING": True}))
 
 
 @pytest.fixture
@@ -74,13 +90,6 @@ def runner(app):
 
 POSTGRES_URL = os.environ.get("KB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("KB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def free_port() -> int:
-    """Return a local TCP port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def need_service(name: str, problem: str) -> None:
@@ -135,7 +144,7 @@ def make_site(tmp_path: Path, corpus: Path, embedder, **config):
     with app.app_context():
         database().upgrade()
     build_index(corpus, Path(app.instance_path) / "index", embedder)
-    return app
+    return with_kb(app)
 
 
 @pytest.fixture

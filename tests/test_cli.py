@@ -105,3 +105,54 @@ def test_bench_json_has_exactly_the_documented_shape(runner):
     assert set(data["latency_ms"]) == {"lexical", "dense", "hybrid"}
     for cut in data["latency_ms"].values():
         assert 0 < cut["p50"] <= cut["p95"] <= cut["p99"]
+
+
+def test_the_factory_does_not_import_the_command_line(tmp_path):
+    """create_app needs no command line module: kb_site.cli is only the kb entry point."""
+    import subprocess
+    import sys
+
+    code = "import sys, kb_site; kb_site.create_app({'INSTANCE_DIR': sys.argv[1]}); print('kb_site.cli' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                            text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_library_errors_are_one_line_messages_in_every_command():
+    """The kb group turns a search library error into click's error line and exit code 1, and no other error."""
+    import click
+    from click.testing import CliRunner
+
+    from kb_site.cli import KbGroup
+    from search import ArticleError, IndexCorrupt, IndexMissing, QueryError
+    from search.evaluate import QueryFileError
+
+    for error in (ArticleError("a.md", "broken"), IndexMissing("broken"), IndexCorrupt("broken"),
+                  QueryError("broken"), QueryFileError("broken"), KeyError("broken")):
+        def fail(error: Exception = error) -> None:
+            raise error
+
+        group = KbGroup(name="kb", create_app=lambda: None, commands=[click.Command("fail", callback=fail)])
+        result = CliRunner().invoke(group, ["fail"])
+        if isinstance(error, KeyError):  # not the library's: not hidden
+            assert result.exception is error
+        else:
+            assert result.exit_code == 1 and result.output.startswith("Error: ") and "broken" in result.output
+
+
+def test_server_memory_counts_the_process_and_its_children():
+    """rss_mb adds up a process tree's resident memory, and a process that is gone has none."""
+    import os
+    import subprocess
+    import sys
+
+    from kb_site.http_bench import rss_mb
+
+    alone = rss_mb(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert rss_mb(os.getpid()) > alone > 0
+    finally:
+        child.kill()
+        child.wait()
+    assert rss_mb(child.pid) == 0.0

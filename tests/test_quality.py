@@ -1,4 +1,4 @@
-"""The code's own checks: ruff's lint rules over everything, mypy over the search library."""
+"""The code's own checks: ruff's lint rules over everything, mypy over both packages."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_passes_on_the_search_library():
-    """search/ type-checks."""
+def test_mypy_passes_on_both_packages():
+    """search/ and kb_site/ type-check (the files pyproject.toml names)."""
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

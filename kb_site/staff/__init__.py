@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -53,11 +53,27 @@ def add_staff(s: Session, email: str, role: str, password: str) -> StaffUser:
         raise StaffError(f"'{email}' is not an email address")
     if len(password) < MIN_PASSWORD:
         raise StaffError(f"the password must have at least {MIN_PASSWORD} characters")
-    if s.scalar(select(StaffUser).where(StaffUser.email == email)) is not None:
+    if find_staff(s, email) is not None:
         raise StaffError(f"{email} already has an account")
     user = StaffUser(email=email, role=role, password_hash=hash_password(password))
     s.add(user)
     return user
+
+
+def find_staff(s: Session, email: str) -> StaffUser | None:
+    """Return the account with this email (in any case), or None."""
+    return s.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+
+
+def staff_accounts(s: Session) -> list[StaffUser]:
+    """Return every staff account, by email."""
+    return list(s.scalars(select(StaffUser).order_by(StaffUser.email)))
+
+
+def remove_staff(s: Session, email: str) -> bool:
+    """Delete the account with this email (its sessions go with it); return whether there was one."""
+    result = s.execute(delete(StaffUser).where(StaffUser.email == email.strip().lower()))
+    return bool(getattr(result, "rowcount", 0))  # a DELETE's result is a CursorResult
 
 
 def generate_password() -> str:
@@ -70,7 +86,7 @@ def authenticate(s: Session, email: str, password: str) -> StaffUser | None:
     email = email.strip().lower()
     # No address holds a control character (and PostgreSQL refuses a NUL in a query): no such account.
     plain = len(email) <= 254 and not any(unicodedata.category(c)[0] == "C" for c in email)
-    user = s.scalar(select(StaffUser).where(StaffUser.email == email)) if plain else None
+    user = find_staff(s, email) if plain else None
     if user is None or not user.active:
         check_password_hash(_dummy_hash(), password)
         return None
@@ -172,6 +188,14 @@ def current_staff() -> StaffUser | None:
         s.commit()
     g.staff_user = user
     return user
+
+
+def init_app(app: Flask) -> None:
+    """Register ``kb staff`` and ``kb link`` (the agent link finder) on the application's command line."""
+    from .cli import link_command, staff_group  # the commands use this package's functions: imported once it is whole
+
+    app.cli.add_command(staff_group)
+    app.cli.add_command(link_command)
 
 
 def staff_required(area: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -7,12 +7,21 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Event, Outbox, Ticket, aware
+from .cli import tickets_group, worker_command
+from .queries import DELIVERY_STATES, STATUSES, History, Queue, find, history, queue, retry_delivery, set_status
 from .text import storable
+
+__all__ = [
+    "ALPHABET", "BACKENDS", "DELIVERY_STATES", "STATUSES", "FormAlreadySent", "History", "NewTicket", "Queue",
+    "create_ticket", "find", "history", "idempotency_key", "init_app", "new_reference", "queue", "retry_delivery",
+    "same_request", "set_status", "ticket_for_form", "trail_of",
+]
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32: no I, L, O or U to misread
 BACKENDS = ("local", "smtp", "webhook")
@@ -122,3 +131,9 @@ def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str 
                 raise FormAlreadySent(first) from None
             continue  # a reference drawn twice (one in a billion): draw another
     raise RuntimeError("could not draw a unique ticket reference")
+
+
+def init_app(app: Flask) -> None:
+    """Register ``kb worker`` and ``kb tickets`` on the application's command line."""
+    app.cli.add_command(worker_command)
+    app.cli.add_command(tickets_group)

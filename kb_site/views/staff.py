@@ -9,14 +9,14 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from search.analysis import clean_query
 
 from .. import db
-from ..models import DeliveryAttempt, Outbox, Ticket, TicketChange, aware, utcnow
+from .. import tickets as ticketing
+from ..models import Outbox, Ticket, aware
 from ..staff import (
     ACCESS,
     MIN_PASSWORD,
@@ -31,13 +31,11 @@ from ..staff import (
 from ..staff.arguments import choice_arg, int_arg, safe_next, slug_arg
 from ..staff.charts import bar_chart
 from ..staff.downloads import attachment, csv_attachment
-from ..tickets import worker
 from . import absolute, engine, library
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PERIODS = (7, 30, 90)
-STATUSES = ("open", "pending", "solved")
-DELIVERY_STATES = ("pending", "sending", "delivered", "dead")
+PAGE = 50  # tickets a page of the queue
 REFERENCE = re.compile(r"[A-Za-z0-9-]{1,16}")  # what a ticket reference can look like (KB-7Q4M-2K)
 TABLES = {
     "top_queries": "Top queries",
@@ -201,35 +199,25 @@ def stub() -> Response | str:
 @staff_required("tickets")
 def tickets() -> str:
     """The ticket queue, filtered by status, topic and delivery state."""
-    status = choice_arg("status", STATUSES)
+    status = choice_arg("status", ticketing.STATUSES)
     topic = slug_arg("topic")
-    delivery = choice_arg("delivery", DELIVERY_STATES)
+    delivery = choice_arg("delivery", ticketing.DELIVERY_STATES)
     page = int_arg("page", 1)
-    query = select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
-    if status:
-        query = query.where(Ticket.status == status)
-    if topic:
-        query = query.where(Ticket.topic == topic)
-    if delivery:
-        query = query.where(Outbox.state == delivery)
-    s = db.session()
-    total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = s.execute(query.order_by(Ticket.id.desc()).limit(50).offset((page - 1) * 50)).all()
-    counts = dict(s.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
-    return render_template("staff/tickets.html", rows=rows, total=total, page=page, status=status, topic=topic,
-                           delivery=delivery, statuses=STATUSES, delivery_states=DELIVERY_STATES, counts=counts,
-                           categories=library().categories,
-                           aware=aware)
+    found = ticketing.queue(db.session(), status=status, topic=topic, delivery=delivery, limit=PAGE,
+                            offset=(page - 1) * PAGE)
+    return render_template("staff/tickets.html", rows=found.rows, total=found.total, page=page, status=status,
+                           topic=topic, delivery=delivery, statuses=ticketing.STATUSES,
+                           delivery_states=ticketing.DELIVERY_STATES, counts=found.counts,
+                           categories=library().categories, aware=aware)
 
 
 def _ticket(reference: str) -> tuple[Ticket, Outbox]:
     if not REFERENCE.fullmatch(reference):
         abort(404, "There is no ticket with that reference.")
-    row = db.session().execute(select(Ticket, Outbox).join(Outbox, Outbox.ticket_id == Ticket.id)
-                               .where(Ticket.reference == reference.upper())).first()
-    if row is None:
+    found = ticketing.find(db.session(), reference)
+    if found is None:
         abort(404, f"There is no ticket {reference}.")
-    return row[0], row[1]
+    return found
 
 
 @bp.get("/tickets/<reference>")
@@ -237,12 +225,9 @@ def _ticket(reference: str) -> tuple[Ticket, Outbox]:
 def ticket(reference: str) -> str:
     """One ticket: the message, the customer's trail, its history and its delivery attempts."""
     t, outbox = _ticket(reference)
-    s = db.session()
-    attempts = s.scalars(select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox.id)
-                         .order_by(DeliveryAttempt.id)).all()
-    changes = s.scalars(select(TicketChange).where(TicketChange.ticket_id == t.id).order_by(TicketChange.id)).all()
+    past = ticketing.history(db.session(), t, outbox)
     return render_template("staff/ticket.html", ticket=t, outbox=outbox, trail=json.loads(t.trail or "[]"),
-                           attempts=attempts, changes=changes, statuses=STATUSES, aware=aware)
+                           attempts=past.attempts, changes=past.changes, statuses=ticketing.STATUSES, aware=aware)
 
 
 @bp.post("/tickets/<reference>/status")
@@ -250,15 +235,13 @@ def ticket(reference: str) -> str:
 def set_status(reference: str) -> Response:
     """Move a ticket between open, pending and solved."""
     status = request.form.get("status", "")
-    if status not in STATUSES:
-        abort(400, f"Status must be one of {', '.join(STATUSES)}.")
+    if status not in ticketing.STATUSES:
+        abort(400, f"Status must be one of {', '.join(ticketing.STATUSES)}.")
     t, _ = _ticket(reference)
     user = current_staff()
     assert user is not None
     s = db.session()
-    if t.status != status:
-        s.add(TicketChange(ticket_id=t.id, staff=user.email, change=f"status {t.status} → {status}"))
-        t.status, t.updated_at = status, utcnow()
+    if ticketing.set_status(s, t, status, user.email):
         s.commit()
         flash(f"{t.reference} is now {status}.", "staff")
     return redirect(url_for("staff.ticket", reference=t.reference))  # type: ignore[return-value]
@@ -273,9 +256,7 @@ def retry(reference: str) -> Response:
         abort(409, f"{t.reference} is {outbox.state}, not a dead letter.")
     user = current_staff()
     assert user is not None
-    worker.retry(db.database().sessions, t.reference)
-    with db.database().session() as s:
-        s.add(TicketChange(ticket_id=t.id, staff=user.email, change="delivery retried"))
+    ticketing.retry_delivery(db.database().sessions, t, user.email)
     flash(f"{t.reference} is queued for delivery again.", "staff")
     return redirect(url_for("staff.ticket", reference=t.reference))  # type: ignore[return-value]
 
