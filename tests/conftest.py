@@ -77,15 +77,16 @@ def with_kb(app: Flask) -> Flask:
 
 
 @pytest.fixture
-def app(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder):
-    """The application on a temporary instance folder, the corpus copy and the fake embedder."""
+def bare_app(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder):
+    """The application on a temporary instance folder, the corpus copy and the fake embedder: no database
+    tables, no index (for the commands that make them)."""
     return with_kb(create_app({"INSTANCE_DIR": str(tmp_path / "instance"), "ARTICLES_DIR": str(corpus),
                                "EMBEDDER": fake_embedder, "TESTING": True}))
 
 
 @pytest.fixture
-def runner(app):
-    return app.test_cli_runner()
+def runner(bare_app):
+    return bare_app.test_cli_runner()
 
 
 POSTGRES_URL = os.environ.get("KB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -148,16 +149,16 @@ def make_site(tmp_path: Path, corpus: Path, embedder, **config):
 
 
 @pytest.fixture
-def site(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder):
-    """The site on SQLite with the fixture corpus indexed by the fake embedder."""
-    app = make_site(tmp_path, corpus, fake_embedder)
-    yield app
-    app.extensions["kb_db"].engine.dispose()
+def app(tmp_path: Path, corpus: Path, fake_embedder: HashingEmbedder):
+    """The site on SQLite with the fixture corpus indexed by the fake embedder: migrated, built, ready."""
+    built = make_site(tmp_path, corpus, fake_embedder)
+    yield built
+    built.extensions["kb_db"].engine.dispose()
 
 
 @pytest.fixture
-def client(site):
-    return site.test_client()
+def client(app):
+    return app.test_client()
 
 
 @pytest.fixture

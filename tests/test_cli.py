@@ -42,9 +42,9 @@ def test_search_without_index_says_what_to_do(runner):
     assert "run 'kb index' first" in result.output and "Traceback" not in result.output
 
 
-def test_index_reports_broken_articles_and_indexes_the_rest(runner, app):
+def test_index_reports_broken_articles_and_indexes_the_rest(runner, bare_app):
     """A broken article is named with file and line, and left out."""
-    (Path(app.config["ARTICLES_DIR"]) / "orders/bad.md").write_text("---\ntitle: [oops\n---\n")
+    (Path(bare_app.config["ARTICLES_DIR"]) / "orders/bad.md").write_text("---\ntitle: [oops\n---\n")
     result = runner.invoke(args=["index"])
     assert result.exit_code == 0
     assert "bad.md:3: invalid YAML" in result.output and "12 articles" in result.output

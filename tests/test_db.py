@@ -31,7 +31,7 @@ def test_migrations_create_exactly_the_models(database_url):
     db.engine.dispose()
 
 
-def test_kb_db_upgrade_command(runner, app):
+def test_kb_db_upgrade_command(runner, bare_app):
     """kb db upgrade migrates the configured database and names the revision."""
     result = runner.invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output

@@ -146,12 +146,12 @@ def test_helpful_articles_lead_the_home_page(any_db_site):
     assert re.findall(r'href="/articles/([\w-]+)"', featured)[0] == "stove-recall"
 
 
-def test_database_down_pages_still_read_votes_refused_cleanly(site):
+def test_database_down_pages_still_read_votes_refused_cleanly(app):
     """With the database unreachable, articles and search still render; a vote gets 503 and is not acknowledged."""
     from kb_site.db import EXTENSION, Database
 
-    site.extensions[EXTENSION] = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
-    client = site.test_client()
+    app.extensions[EXTENSION] = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    client = app.test_client()
     assert client.get("/articles/return-policy").status_code == 200
     assert client.get("/search?q=refund").status_code == 200
     assert client.get("/").status_code == 200
@@ -163,22 +163,22 @@ def test_database_down_pages_still_read_votes_refused_cleanly(site):
     assert page.status_code == 503 and "try again" in page.get_data(as_text=True)
 
 
-def test_page_views_are_batched_and_survive_an_outage(site):
+def test_page_views_are_batched_and_survive_an_outage(app):
     """With a flush interval, views wait in memory and are written together; while the database is away
     they are kept and written when it returns."""
     from kb_site import visitors
     from kb_site.db import EXTENSION, Database
 
-    site.config["EVENT_FLUSH_SECONDS"] = 3600  # only explicit flushes in this test
-    client = site.test_client()
+    app.config["EVENT_FLUSH_SECONDS"] = 3600  # only explicit flushes in this test
+    client = app.test_client()
     for _ in range(3):
         client.get("/articles/return-policy")
-    with site.app_context():
+    with app.app_context():
         waiting = visitors.buffer()
         assert waiting is not None and len(waiting.waiting) == 3
         with database().sessions() as s:
             assert s.query(Event).filter_by(kind="view").count() == 0
-        good = site.extensions[EXTENSION]
+        good = app.extensions[EXTENSION]
         waiting.database = Database("postgresql+psycopg://postgres@127.0.0.1:1/none")
         waiting.flush()  # the database is away: nothing is lost
         assert len(waiting.waiting) == 3

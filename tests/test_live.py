@@ -16,11 +16,11 @@ ROOT = Path(__file__).parent.parent
 
 
 @contextlib.contextmanager
-def watching(site):
-    """Run the article watcher over the site's folder (checking every 0.2 s) for the block's duration."""
-    site.config["RELOAD_INTERVAL"] = 0.2
+def watching(app):
+    """Run the article watcher over the site's articles folder (checking every 0.2 s) for the block's duration."""
+    app.config["RELOAD_INTERVAL"] = 0.2
     stop = threading.Event()
-    thread = threading.Thread(target=watch, args=(site, stop), daemon=True)
+    thread = threading.Thread(target=watch, args=(app, stop), daemon=True)
     thread.start()
     try:
         yield
@@ -29,10 +29,10 @@ def watching(site):
         thread.join(5)
 
 
-def test_watcher_publishes_edits_additions_and_removals(site, corpus):
+def test_watcher_publishes_edits_additions_and_removals(app, corpus):
     """With the watcher running, edits, new files and deletions show on the site within 10 s."""
-    client = site.test_client()
-    with watching(site):
+    client = app.test_client()
+    with watching(app):
         path = corpus / "returns" / "return-policy.md"
         path.write_text(path.read_text().replace("title: Return policy", "title: Our 60-day return policy"))
         assert wait_for(lambda: "Our 60-day return policy" in client.get("/articles/return-policy").get_data(
@@ -44,28 +44,28 @@ def test_watcher_publishes_edits_additions_and_removals(site, corpus):
         assert wait_for(lambda: client.get("/articles/stove-recall").status_code == 404)
 
 
-def test_rebuild_is_seen_at_once_and_rename_redirects(site, corpus, fake_embedder):
+def test_rebuild_is_seen_at_once_and_rename_redirects(app, corpus, fake_embedder):
     """After kb index the next request sees the new index; a renamed file's old slug answers 301."""
-    client = site.test_client()
+    client = app.test_client()
     assert client.get("/articles/refund-timescales").status_code == 200
     old = corpus / "returns" / "refund-timescales.md"
     old.rename(corpus / "returns" / "when-will-i-get-my-refund.md")
-    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
+    build_index(corpus, Path(app.instance_path) / "index", fake_embedder)
     response = client.get("/articles/refund-timescales")
     assert response.status_code == 301 and response.headers["Location"] == "/articles/when-will-i-get-my-refund"
     assert client.get("/articles/when-will-i-get-my-refund").status_code == 200
     # A second rename keeps the first old slug working, pointing at the newest one.
     (corpus / "returns" / "when-will-i-get-my-refund.md").rename(corpus / "returns" / "refunds.md")
-    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
+    build_index(corpus, Path(app.instance_path) / "index", fake_embedder)
     assert client.get("/articles/refund-timescales").headers["Location"] == "/articles/refunds"
     assert client.get("/api/articles/when-will-i-get-my-refund").headers["Location"] == "/api/articles/refunds"
 
 
-def test_category_and_related_edits_publish_without_search_changes(site, corpus, fake_embedder):
+def test_category_and_related_edits_publish_without_search_changes(app, corpus, fake_embedder):
     """Front-matter that search ignores (related, categories) still reaches the pages."""
     (corpus / "returns" / "_category.yml").write_text("title: Returns and refunds\ndescription: Send it back.\n")
-    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
-    assert "<h1>Returns and refunds</h1>" in site.test_client().get("/categories/returns").get_data(as_text=True)
+    build_index(corpus, Path(app.instance_path) / "index", fake_embedder)
+    assert "<h1>Returns and refunds</h1>" in app.test_client().get("/categories/returns").get_data(as_text=True)
 
 
 def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
@@ -86,10 +86,10 @@ def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
     assert wait_for(shows, timeout=10)
 
 
-def test_watcher_keeps_a_broken_article_live_until_it_is_fixed(site, corpus):
+def test_watcher_keeps_a_broken_article_live_until_it_is_fixed(app, corpus):
     """Through the watcher: a typo keeps the last good page up and shows in /readyz; the fix goes live."""
-    client = site.test_client()
-    with watching(site):
+    client = app.test_client()
+    with watching(app):
         path = corpus / "returns" / "return-policy.md"
         good = path.read_text()
         path.write_text(good.replace("tags: [returns]", "tags: [returns").replace("30 days of", "60 days of"))

@@ -28,9 +28,9 @@ from tests.tcp_proxy import TcpProxy
 from tests.test_live import wait_for
 
 
-def test_healthz_and_readyz(site):
+def test_healthz_and_readyz(app):
     """/healthz answers while the process is up; /readyz names the database, the index and the search mode."""
-    client = site.test_client()
+    client = app.test_client()
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
@@ -224,13 +224,13 @@ def test_corrupted_index_is_rebuilt_at_start(tmp_path, corpus):
         server.wait(30)
 
 
-def test_killed_kb_index_leaves_the_site_serving(tmp_path, corpus, site, fake_embedder):
+def test_killed_kb_index_leaves_the_site_serving(tmp_path, corpus, app, fake_embedder):
     """SIGKILL during `kb index --force`: the site keeps serving the previous index; the next run completes."""
-    index = Path(site.instance_path) / "index"
+    index = Path(app.instance_path) / "index"
     before = (index / "CURRENT").read_text()
     for n in range(400):  # enough work that the kill lands mid-build
         (corpus / "orders" / f"bulk-{n}.md").write_text(f"---\ntitle: Bulk {n}\n---\n\n" + "words here " * 300)
-    env = {**os.environ, "KB_INSTANCE_DIR": site.instance_path, "KB_ARTICLES_DIR": str(corpus),
+    env = {**os.environ, "KB_INSTANCE_DIR": app.instance_path, "KB_ARTICLES_DIR": str(corpus),
            "KB_EMBEDDING_MODEL": "none"}
     process = subprocess.Popen([sys.executable, "-m", "kb_site.cli", "index", "--force"], env=env, cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -238,7 +238,7 @@ def test_killed_kb_index_leaves_the_site_serving(tmp_path, corpus, site, fake_em
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     assert (index / "CURRENT").read_text() == before
-    client = site.test_client()
+    client = app.test_client()
     assert client.get("/articles/return-policy").status_code == 200
     assert client.get("/api/search?q=refund").status_code == 200
     done = subprocess.run([sys.executable, "-m", "kb_site.cli", "index"], env=env, cwd=tmp_path,

@@ -127,7 +127,7 @@ CROSS_SITE = {"Origin": "https://evil.example", "Referer": "https://evil.example
               "Sec-Fetch-Site": "cross-site"}
 
 
-def test_feedback_without_token_asks_to_confirm_and_stores_nothing_until_then(site, client):
+def test_feedback_without_token_asks_to_confirm_and_stores_nothing_until_then(app, client):
     """A vote without a token is a 400 page showing the vote as the real, editable widget: sent only on "Yes"."""
     fields = {"helpful": "no", "reason": "unclear", "comment": "Step 2 <b>failed</b> & the label was blank"}
     response = client.post(FEEDBACK, data=fields, headers=CROSS_SITE)
@@ -141,14 +141,14 @@ def test_feedback_without_token_asks_to_confirm_and_stores_nothing_until_then(si
     # What the visitor typed is visible and editable; the only hidden input is our fresh token.
     assert set(form["hidden"]) == {"csrf_token"} and {"helpful", "reason", "comment"} <= form["visible"]
     assert {k: form["fields"][k] for k in fields} == fields
-    assert stored_votes(site) == []
+    assert stored_votes(app) == []
     again = client.post(form["action"], data={**form["fields"], **form["hidden"]})
     assert again.status_code == 303
-    [vote] = stored_votes(site)
+    [vote] = stored_votes(app)
     assert (vote.helpful, vote.reason, vote.comment) == (False, "unclear", fields["comment"])
 
 
-def test_feedback_confirm_shows_only_valid_choices(site, client):
+def test_feedback_confirm_shows_only_valid_choices(app, client):
     """Forged values are not carried: an unknown reason or answer is simply not ticked."""
     page = client.post(FEEDBACK, data={"helpful": "maybe", "reason": "<x>", "extra": "smuggled"},
                        headers=CROSS_SITE).get_data(as_text=True)
@@ -159,11 +159,11 @@ def test_feedback_confirm_shows_only_valid_choices(site, client):
     assert missing.status_code == 400 and Forms(missing.get_data(as_text=True)).post_forms() == []
 
 
-def test_contact_without_token_asks_to_confirm_and_loses_nothing(site, client):
+def test_contact_without_token_asks_to_confirm_and_loses_nothing(app, client):
     """A contact form without a token shows the message in our real form's visible fields; "Yes" sends it."""
     from tests.test_contact import GOOD, tickets
 
-    site.config["CONTACT_MIN_SECONDS"] = 0
+    app.config["CONTACT_MIN_SECONDS"] = 0
     typed = {**GOOD, "message": "My <script>alert(1)</script> boots & laces:\nline two"}
     response = client.post("/contact", data={**typed, "source": "page:https://evil.example/", "confirm": "1",
                                              "website": ""}, headers=CROSS_SITE)
@@ -177,23 +177,23 @@ def test_contact_without_token_asks_to_confirm_and_loses_nothing(site, client):
     assert set(typed) <= form["visible"]
     # Hidden: only what we make fresh (the token, the form's signed timestamp, "suggestions seen").
     assert set(form["hidden"]) == {"csrf_token", "rendered", "confirm"}
-    assert tickets(site) == []
+    assert tickets(app) == []
     sent = client.post(form["action"], data={**form["fields"], **form["hidden"]})
     assert sent.status_code == 303 and sent.headers["Location"] == "/contact/sent"
-    [ticket] = tickets(site)
+    [ticket] = tickets(app)
     assert (ticket.name, ticket.email, ticket.subject, ticket.message, ticket.order_number, ticket.topic) == (
         typed["name"], typed["email"], typed["subject"], typed["message"].replace("\r\n", "\n"),
         typed["order_number"], typed["topic"])
     assert ticket.source is None  # a value nobody could see is not carried over
     again = client.post(form["action"], data={**form["fields"], **form["hidden"]})  # a double click on "Yes"
-    assert again.status_code == 303 and len(tickets(site)) == 1  # the confirm form is single-use too
+    assert again.status_code == 303 and len(tickets(app)) == 1  # the confirm form is single-use too
 
 
-def test_staff_sign_in_without_token_echoes_nothing(site, client):
+def test_staff_sign_in_without_token_echoes_nothing(app, client):
     """A cross-site sign-in (login CSRF) shows no password, no form and no token: only a link to start again."""
     from kb_site.staff import add_staff
 
-    with site.app_context(), database().session() as s:
+    with app.app_context(), database().session() as s:
         add_staff(s, "ed@shop.example", "editor", "correct horse battery")
     secret = "correct horse battery"
     for headers in (CROSS_SITE, {**CROSS_SITE, "Accept": "application/json"}):
@@ -214,19 +214,19 @@ def test_staff_sign_in_without_token_echoes_nothing(site, client):
     assert client.get("/staff/").status_code == 302  # and nobody was signed in
 
 
-def test_staff_form_without_token_offers_no_form(site):
+def test_staff_form_without_token_offers_no_form(app):
     """A forged staff change (ticket status) makes no change and offers no form to re-send; the session lives on."""
     from kb_site.models import Ticket
     from tests.test_staff import signed_in, ticket
 
-    agent = signed_in(site, "support")
-    t = ticket(site)
+    agent = signed_in(app, "support")
+    t = ticket(app)
     response = agent.post(f"/staff/tickets/{t.reference}/status", data={"status": "solved"}, headers=CROSS_SITE)
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "<form" not in page and "csrf" not in page.lower() and "solved" not in page
     assert f'href="/staff/tickets/{t.reference}"' in page
-    with site.app_context(), database().sessions() as s:
+    with app.app_context(), database().sessions() as s:
         assert s.get(Ticket, t.id).status == "open"
     assert agent.get(f"/staff/tickets/{t.reference}").status_code == 200  # still signed in
     logout = agent.post("/staff/logout", headers=CROSS_SITE)  # a forged sign-out neither
@@ -234,17 +234,17 @@ def test_staff_form_without_token_offers_no_form(site):
     assert agent.get("/staff/links").status_code == 200
 
 
-def test_feedback_without_token_answers_json_to_api_clients(site, client):
+def test_feedback_without_token_answers_json_to_api_clients(app, client):
     """A script that sends no token gets a JSON 400 error, and nothing is stored."""
     response = client.post(FEEDBACK, data={"helpful": "yes"}, headers={"Accept": "application/json"})
     assert response.status_code == 400 and response.mimetype == "application/json"
     error = response.get_json()["error"]
     assert error["status"] == 400 and error["title"] and error["message"]
-    assert stored_votes(site) == []
+    assert stored_votes(app) == []
 
 
 @pytest.mark.parametrize("how", ["form", "header"])
-def test_feedback_with_the_page_token_is_saved(site, client, how):
+def test_feedback_with_the_page_token_is_saved(app, client, how):
     """The token a page hands out is accepted as the csrf_token field or the X-CSRFToken header."""
     token = csrf_token(client, "/articles/return-policy")
     if how == "form":
@@ -254,7 +254,7 @@ def test_feedback_with_the_page_token_is_saved(site, client, how):
         response = client.post(FEEDBACK, data={"helpful": "yes"}, headers={"X-CSRFToken": token,
                                                                             "Accept": "application/json"})
         assert response.status_code == 200 and response.get_json()["saved"] is True
-    assert [(v.slug, v.helpful) for v in stored_votes(site)] == [("return-policy", True)]
+    assert [(v.slug, v.helpful) for v in stored_votes(app)] == [("return-policy", True)]
 
 
 XSS_ARTICLE = """\
@@ -345,25 +345,25 @@ def test_votes_are_rate_limited(tmp_path: Path, corpus: Path, fake_embedder):
     app.extensions["kb_db"].engine.dispose()
 
 
-def test_oversized_body_is_refused_with_413(site, client):
+def test_oversized_body_is_refused_with_413(app, client):
     """A 100 kB comment exceeds MAX_CONTENT_LENGTH: 413 with a clear message, and nothing stored."""
-    assert site.config["MAX_CONTENT_LENGTH"] == 65536
+    assert app.config["MAX_CONTENT_LENGTH"] == 65536
     token = csrf_token(client, "/articles/return-policy")
     response = client.post(FEEDBACK, data={"csrf_token": token, "helpful": "no", "comment": "x" * 100_000})
     assert response.status_code == 413
     assert "more data than we accept" in response.get_data(as_text=True)
-    assert stored_votes(site) == []
+    assert stored_votes(app) == []
 
 
-def test_comment_limit_is_1000_characters(site, client):
+def test_comment_limit_is_1000_characters(app, client):
     """A 1,001-character comment is a 400 naming the 1,000-character limit; exactly 1,000 is accepted."""
     token = csrf_token(client, "/articles/return-policy")
     response = client.post(FEEDBACK, data={"csrf_token": token, "helpful": "no", "comment": "x" * 1001})
     assert response.status_code == 400 and "1,000 characters" in response.get_data(as_text=True)
-    assert stored_votes(site) == []
+    assert stored_votes(app) == []
     response = client.post(FEEDBACK, data={"csrf_token": token, "helpful": "no", "comment": "y" * 1000})
     assert response.status_code == 303
-    assert [len(v.comment or "") for v in stored_votes(site)] == [1000]
+    assert [len(v.comment or "") for v in stored_votes(app)] == [1000]
 
 
 def test_secret_key_is_generated_once_and_shared(tmp_path: Path, corpus: Path, fake_embedder, monkeypatch):

@@ -99,39 +99,39 @@ def test_search_answers_lexically_at_once_while_the_model_loads(tmp_path, corpus
     assert client.get("/readyz").get_json()["checks"]["search"] == "hybrid"
 
 
-def test_kb_link_asks_the_running_site_and_says_which(served, site, fake_embedder):
+def test_kb_link_asks_the_running_site_and_says_which(served, app, fake_embedder):
     """`kb link --site URL` answers from the site's API and, with no KB_BASE_URL, prints the site's own URL."""
     base, _folder = served
     fake_embedder.encoded.clear()  # what building the site's index embedded
-    result = site.test_cli_runner().invoke(args=["link", "--site", base, "--json", "print a returns label"])
+    result = app.test_cli_runner().invoke(args=["link", "--site", base, "--json", "print a returns label"])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert answer["url"] == f"{base}/articles/return-policy#print-a-returns-label"
     assert answer["source"] == base
     assert "KB_BASE_URL is not set" in result.stderr and base in result.stderr
     assert fake_embedder.encoded == []  # the site answered: nothing was embedded here
-    site.config["BASE_URL"] = "https://help.shop.example"
-    result = site.test_cli_runner().invoke(args=["link", "--site", base, "print a returns label"])
+    app.config["BASE_URL"] = "https://help.shop.example"
+    result = app.test_cli_runner().invoke(args=["link", "--site", base, "print a returns label"])
     assert result.stdout.strip() == "https://help.shop.example/articles/return-policy#print-a-returns-label"
     assert result.stderr == ""
 
 
-def test_kb_link_without_a_site_searches_lexically_unless_asked(site, fake_embedder):
+def test_kb_link_without_a_site_searches_lexically_unless_asked(app, fake_embedder):
     """No site answering: the local index is searched by words (no model), or semantically with --semantic."""
     nobody = f"http://127.0.0.1:{free_port()}"
     fake_embedder.encoded.clear()  # what building the site's index embedded
-    result = site.test_cli_runner().invoke(args=["link", "--site", nobody, "--json", "print a returns label"])
+    result = app.test_cli_runner().invoke(args=["link", "--site", nobody, "--json", "print a returns label"])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert answer["url"] == "/articles/return-policy#print-a-returns-label"
     assert answer["source"] == "local index (lexical)"
     assert "relative" in result.stderr and "KB_BASE_URL" in result.stderr
     assert fake_embedder.encoded == []  # no model was asked for
-    result = site.test_cli_runner().invoke(args=["link", "--site", nobody, "--semantic", "--json",
+    result = app.test_cli_runner().invoke(args=["link", "--site", nobody, "--semantic", "--json",
                                                  "print a returns label"])
     assert json.loads(result.stdout)["source"] == "local index (semantic)"
     assert fake_embedder.encoded  # --semantic used the embedder
-    result = site.test_cli_runner().invoke(args=["link", "--site", nobody, "zzzqqq xxyyvv"])
+    result = app.test_cli_runner().invoke(args=["link", "--site", nobody, "zzzqqq xxyyvv"])
     assert result.exit_code == 1 and "no article matches" in result.stderr
 
 

@@ -68,14 +68,14 @@ def test_drafts_and_unknown_articles_are_not_found(client):
         assert "Page not found" in html and 'role="search"' in html and "Traceback" not in html
 
 
-def test_search_page_marks_terms_links_sections_and_counts(client, site):
+def test_search_page_marks_terms_links_sections_and_counts(client, app):
     """Results show the count, marked snippets, links to the best section, and record the search."""
     html = client.get("/search?q=returns+label").get_data(as_text=True)
     assert re.search(r"\d+ articles? for “returns label”", html)
     assert "<mark>" in html
     assert 'href="/articles/return-policy#print-a-returns-label"' in html
     assert '<meta name="robots" content="noindex, follow">' in html
-    [search] = events(site, "search")
+    [search] = events(app, "search")
     assert search.query == "returns label" and search.results >= 1
 
 
@@ -89,10 +89,10 @@ def test_search_category_filter_and_facets(client):
                                      "sizing-guide", "stove-recall"}
 
 
-def test_search_pagination(site):
+def test_search_pagination(app):
     """Pages of results do not overlap and link to each other."""
-    client = site.test_client()
-    site.config["PAGE_SIZE"] = 2
+    client = app.test_client()
+    app.config["PAGE_SIZE"] = 2
     first = client.get("/search?q=order").get_data(as_text=True)
     second = client.get("/search?q=order&page=2").get_data(as_text=True)
     slugs = lambda html: re.findall(r'class="result-title"><a href="/articles/([\w-]+)', html)  # noqa: E731
@@ -117,19 +117,19 @@ def test_did_you_mean_and_zero_results(tmp_path, corpus):
     assert 'href="/categories/returns"' in empty
 
 
-def test_click_on_a_result_is_recorded(client, site):
+def test_click_on_a_result_is_recorded(client, app):
     """Opening a result from the results page records a click with its position."""
     html = client.get("/search?q=backpack").get_data(as_text=True)
     slug = re.findall(r'class="result-title"><a href="/articles/([\w-]+)', html)[1]
     client.get(f"/articles/{slug}", headers={"Referer": "http://localhost/search?q=backpack"})
     client.get(f"/articles/{slug}")  # later views without the results page are not clicks
-    [click] = events(site, "click")
+    [click] = events(app, "click")
     assert (click.slug, click.position, click.query) == (slug, 2, "backpack")
-    assert click.search_id == events(site, "search")[0].id
-    assert len(events(site, "view")) == 2
+    assert click.search_id == events(app, "search")[0].id
+    assert len(events(app, "view")) == 2
 
 
-def test_suggestion_pick_is_recorded(client, site):
+def test_suggestion_pick_is_recorded(client, app):
     """A suggestion picked while typing is recorded as a search with a click."""
     from tests.conftest import csrf_token
 
@@ -137,11 +137,11 @@ def test_suggestion_pick_is_recorded(client, site):
     response = client.post("/search/picked", data={"q": "refund", "slug": "refund-timescales", "position": "1"},
                            headers={"X-CSRFToken": token, "Accept": "application/json"})
     assert response.status_code == 200
-    [click] = events(site, "click")
+    [click] = events(app, "click")
     assert click.slug == "refund-timescales" and click.position == 1
     bad = client.post("/search/picked", data={"q": "x", "slug": "nope"}, headers={"X-CSRFToken": token,
                                                                                 "Accept": "application/json"})
-    assert bad.status_code == 400 and len(events(site, "click")) == 1
+    assert bad.status_code == 400 and len(events(app, "click")) == 1
 
 
 def test_sitemap_and_robots(client):
@@ -214,17 +214,17 @@ def test_corrupt_index_is_a_logged_503(tmp_path, corpus, fake_embedder, caplog):
     assert "IndexCorrupt" in caplog.text and "manifest.json is unreadable" in caplog.text
 
 
-def test_any_other_library_error_is_a_logged_500_without_a_traceback(site, caplog):
+def test_any_other_library_error_is_a_logged_500_without_a_traceback(app, caplog):
     """A search library error no table row names is answered by its base class's row: 500, logged, no trace."""
     from search import NotLoaded
 
-    @site.get("/boom")
+    @app.get("/boom")
     def boom():
         raise NotLoaded("the engine's library was never opened")
 
     with caplog.at_level("ERROR"):
-        page = site.test_client().get("/boom")
-        error = site.test_client().get("/boom", headers={"Accept": "application/json"}).get_json()["error"]
+        page = app.test_client().get("/boom")
+        error = app.test_client().get("/boom", headers={"Accept": "application/json"}).get_json()["error"]
     assert page.status_code == 500 and "Traceback" not in page.get_data(as_text=True)
     assert error["status"] == 500 and error["message"].startswith("Something went wrong on our side")
     assert "NotLoaded" in caplog.text and "never opened" in caplog.text
@@ -312,7 +312,7 @@ def test_broken_revision_keeps_serving_and_is_shown_to_staff(any_db_site, corpus
     assert 'id="article-errors"' not in editor.get("/staff/").get_data(as_text=True)
 
 
-def test_article_errors_panel_shows_front_matter_as_text(site, corpus, fake_embedder):
+def test_article_errors_panel_shows_front_matter_as_text(app, corpus, fake_embedder):
     """Error messages quote what editors wrote: the panel shows it as text, never as markup."""
     from pathlib import Path
 
@@ -321,20 +321,20 @@ def test_article_errors_panel_shows_front_matter_as_text(site, corpus, fake_embe
 
     (corpus / "orders" / "x.md").write_text('---\ntitle: X\nslug: "<script>alert(1)</script>"\n'
                                             'updated: "<img src=x onerror=alert(2)>"\n---\nBody\n')
-    build_index(corpus, Path(site.instance_path) / "index", fake_embedder)
-    html = signed_in(site, "admin").get("/staff/").get_data(as_text=True)
+    build_index(corpus, Path(app.instance_path) / "index", fake_embedder)
+    html = signed_in(app, "admin").get("/staff/").get_data(as_text=True)
     panel = html[html.index('id="article-errors"'):]
     assert "&#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39; must be lowercase" in panel
     assert "&lt;img src=x onerror=alert(2)&gt;" in panel
     assert "<script>alert" not in html and "<img src=x" not in html
 
 
-def test_related_articles_put_the_hand_picked_first(site):
+def test_related_articles_put_the_hand_picked_first(app):
     """An article's own `related` come first, then the nearest in meaning, five in all, never itself."""
     from kb_site.content import related
     from kb_site.search_service import service
 
-    with site.app_context():
+    with app.app_context():
         engine = service().engine()
         shown = [a.slug for a in related(engine, engine.library.articles["return-policy"])]
         nearest = engine.related("return-policy", limit=8)

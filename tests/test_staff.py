@@ -61,11 +61,11 @@ def staff_routes(app) -> list[tuple[str, str, str]]:
     return routes
 
 
-def test_every_staff_route_checks_the_role(site):
+def test_every_staff_route_checks_the_role(app):
     """Anonymous visitors get the login page; wrong roles 403; right roles get through. All routes, all roles."""
-    routes = staff_routes(site)
+    routes = staff_routes(app)
     assert len(routes) == 10  # a new route joins this walk by itself
-    clients = {"anonymous": site.test_client(), **{r: signed_in(site, r) for r in ("editor", "support", "admin")}}
+    clients = {"anonymous": app.test_client(), **{r: signed_in(app, r) for r in ("editor", "support", "admin")}}
     for who, client in clients.items():
         token = csrf_token(client, "/staff/login")
         for method, url, area in routes:
@@ -86,10 +86,10 @@ def test_every_staff_route_checks_the_role(site):
     assert "Self-service dashboard" in clients["editor"].get("/staff/").get_data(as_text=True)
 
 
-def test_login_logout_and_bad_passwords(site):
+def test_login_logout_and_bad_passwords(app):
     """Wrong password: 401 and a message; right one: to the page asked for; sign-out needs CSRF."""
-    staff(site, "ed@shop.example", "editor")
-    client = site.test_client()
+    staff(app, "ed@shop.example", "editor")
+    client = app.test_client()
     assert client.get("/staff/links?q=refund").headers["Location"] == "/staff/login?next=/staff/links?q%3Drefund"
     token = csrf_token(client, "/staff/login")
     bad = client.post("/staff/login", data={"email": "ed@shop.example", "password": "wrong", "csrf_token": token})
@@ -104,11 +104,11 @@ def test_login_logout_and_bad_passwords(site):
     assert client.get("/staff/links").status_code == 302
 
 
-def test_login_never_redirects_off_site(site):
+def test_login_never_redirects_off_site(app):
     """A crafted next= cannot send a signed-in member to another site."""
-    staff(site, "ed@shop.example", "editor")
+    staff(app, "ed@shop.example", "editor")
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/staff/../../x"):
-        client = site.test_client()
+        client = app.test_client()
         response = client.post(f"/staff/login?next={target}", data={
             "email": "ed@shop.example", "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/login")})
         location = response.headers["Location"]
@@ -313,20 +313,20 @@ def test_guessing_the_current_password_is_rate_limited(tmp_path, corpus, fake_em
     assert statuses[-1] == 429 and 429 not in statuses[:3]
 
 
-def test_kb_staff_add_hashes_and_checks(site):
+def test_kb_staff_add_hashes_and_checks(app):
     """kb staff add: password from stdin or generated once; stored as a slow hash; bad input refused."""
-    runner = site.test_cli_runner()
+    runner = app.test_cli_runner()
     result = runner.invoke(args=["staff", "add", "Ana@Shop.example", "--role", "support", "--password-stdin"],
                            input=PASSWORD + "\n")
     assert result.exit_code == 0 and "Added ana@shop.example as support" in result.output
     generated = runner.invoke(args=["staff", "add", "bo@shop.example", "--role", "admin", "--generate"])
     password = re.search(r"Password \(shown once\): (\S+)", generated.output).group(1)
     assert len(password) >= 16
-    with site.app_context(), database().sessions() as s:
+    with app.app_context(), database().sessions() as s:
         users = {u.email: u for u in s.scalars(select(StaffUser))}
     assert users["ana@shop.example"].password_hash.startswith("scrypt:")
     assert PASSWORD not in users["ana@shop.example"].password_hash
-    client = site.test_client()
+    client = app.test_client()
     assert client.post("/staff/login", data={"email": "bo@shop.example", "password": password,
                                              "csrf_token": csrf_token(client, "/staff/login")}).status_code == 302
     short = runner.invoke(args=["staff", "add", "c@shop.example", "--role", "editor", "--password-stdin"],
@@ -384,7 +384,7 @@ def seed(app) -> None:
 
 def test_dashboard_figures_match_the_seeded_history(any_db_site):
     """3 of 10 visits opened a ticket: 70 %; gaps, clicks, helpfulness and topics as seeded."""
-    from kb_site.views.staff import dashboard_tables
+    from kb_site.views.desk import dashboard_tables
 
     seed(any_db_site)
     with any_db_site.test_request_context():
@@ -439,7 +439,7 @@ def test_did_the_last_edit_help(any_db_site):
 
 def test_dashboard_page_chart_and_csv_match(any_db_site):
     """The page renders the SVG chart (no script, no CDN); each CSV equals its table."""
-    from kb_site.views.staff import TABLES, dashboard_tables
+    from kb_site.views.desk import TABLES, dashboard_tables
 
     seed(any_db_site)
     editor = signed_in(any_db_site, "editor")
@@ -456,11 +456,11 @@ def test_dashboard_page_chart_and_csv_match(any_db_site):
     assert editor.get("/staff/dashboard.csv?table=nope").status_code == 404
 
 
-def test_gap_stub_passes_kb_check(site, corpus):
+def test_gap_stub_passes_kb_check(app, corpus):
     """The stub for a zero-result query is a draft with the query in `questions`; kb check finds no error."""
     from search.check import check_articles
 
-    editor = signed_in(site, "editor")
+    editor = signed_in(app, "editor")
     page = editor.get("/staff/gaps/stub?q=can+I+return+a+tent+I+used").get_data(as_text=True)
     assert "Save this as <code>articles/" in page and "data-copy-from" in page
     download = editor.get("/staff/gaps/stub?q=can+I+return+a+tent+I+used&download=1")
@@ -503,45 +503,45 @@ def test_ticket_queue_filters_status_and_history(any_db_site):
         assert len(s.scalars(select(TicketChange)).all()) == 2
 
 
-def test_link_finder_and_kb_link(site):
+def test_link_finder_and_kb_link(app):
     """Agents get absolute deep links and a reply snippet; `kb link` prints the best URL."""
-    agent = signed_in(site, "support")
+    agent = signed_in(app, "support")
     html = agent.get("/staff/links?q=print+a+returns+label").get_data(as_text=True)
     assert 'value="http://localhost/articles/return-policy#print-a-returns-label"' in html
     assert "Return policy: Send items back within 30 days.\nhttp://localhost/articles/return-policy" in html
     assert html.count("Copy link") >= 1 and "Copy reply snippet" in html
-    site.config["BASE_URL"] = "https://help.shop.example"
+    app.config["BASE_URL"] = "https://help.shop.example"
     nobody = f"http://127.0.0.1:{free_port()}"  # no site answers there: the local index does
-    result = site.test_cli_runner().invoke(args=["link", "--site", nobody, "print a returns label"])
+    result = app.test_cli_runner().invoke(args=["link", "--site", nobody, "print a returns label"])
     assert result.output.strip() == "https://help.shop.example/articles/return-policy#print-a-returns-label"
 
 
-def test_client_addresses_are_hashed_and_purge_removes_only_old_events(site):
+def test_client_addresses_are_hashed_and_purge_removes_only_old_events(app):
     """Tickets keep a keyed hash of the address, never the address; purge deletes only expired events."""
     from tests.test_contact import GOOD, form_fields
 
-    site.config["CONTACT_MIN_SECONDS"] = 0
-    client = site.test_client()
+    app.config["CONTACT_MIN_SECONDS"] = 0
+    client = app.test_client()
     client.post("/contact", data={**form_fields(client), **GOOD, "confirm": "1"},
                 environ_base={"REMOTE_ADDR": "203.0.113.7"})
-    with site.app_context(), database().sessions() as s:
+    with app.app_context(), database().sessions() as s:
         [t] = s.scalars(select(Ticket)).all()
     assert t.client and len(t.client) == 32 and "203.0.113.7" not in t.client
-    with site.app_context(), database().session() as s:
+    with app.app_context(), database().session() as s:
         s.query(Event).delete()
         for days in (10, 364, 366, 900):
             s.add(Event(visit="v", visitor="p", kind="view", slug="x", created_at=NOW - dt.timedelta(days=days)))
-    result = site.test_cli_runner().invoke(args=["purge"])
+    result = app.test_cli_runner().invoke(args=["purge"])
     assert "Removed 2 events older than 365 days" in result.output
-    with site.app_context(), database().sessions() as s:
+    with app.app_context(), database().sessions() as s:
         ages = sorted((NOW - e.created_at.replace(tzinfo=dt.UTC)).days for e in s.scalars(select(Event)))
     assert ages == [10, 364]
 
 
 @pytest.mark.parametrize("role", ["editor", "support", "admin"])
-def test_staff_pages_are_private(site, role):
+def test_staff_pages_are_private(app, role):
     """Staff pages are never cached or indexed."""
-    client = signed_in(site, role)
+    client = signed_in(app, role)
     response = client.get("/staff/links")
     assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Robots-Tag"] == "noindex"
     assert "Still need help?" not in response.get_data(as_text=True)  # the customers' footer link
@@ -575,7 +575,7 @@ def test_dashboard_csv_neutralises_formulas_and_keeps_numbers(any_db_site):
         for i, (rev, ok) in enumerate([("old", True), ("old", True), ("old", True), (current, False)]):
             s.add(Vote(visitor=f"w{i}", slug="refund-timescales", helpful=ok, revision=rev,
                        created_at=NOW - dt.timedelta(days=5 - i), updated_at=NOW - dt.timedelta(days=20)))
-    from kb_site.views.staff import TABLES
+    from kb_site.views.desk import TABLES
 
     cells: list[str] = []
     tables = {}
@@ -605,20 +605,20 @@ def test_safe_cell_quotes_strings_that_start_like_a_formula(value, cell):
     assert safe_cell(value) == cell
 
 
-def test_stub_is_markdown_not_html(site):
+def test_stub_is_markdown_not_html(app):
     """The downloaded stub keeps the query's characters as typed: Markdown is not HTML-escaped."""
-    editor = signed_in(site, "editor")
+    editor = signed_in(app, "editor")
     text = editor.get("/staff/gaps/stub", query_string={"q": "tents & <poles>", "download": "1"}).get_data(
         as_text=True)
     assert 'title: "Tents & <poles>"' in text and "“tents & <poles>” 0 times" in text
     assert text.endswith("[this](/articles/contact-us).\n")
 
 
-def test_stub_download_names_any_query(site):
+def test_stub_download_names_any_query(app):
     """A stub for a non-Latin-1 query downloads with an ASCII name and the real one in RFC 5987 filename*."""
     from werkzeug.http import parse_options_header
 
-    editor = signed_in(site, "editor")
+    editor = signed_in(app, "editor")
     for query, ascii_name, real_name in [("zwrot pieniędzy", "zwrot-pieniedzy.md", "zwrot-pieniędzy.md"),
                                          ("返品 送料", "download.md", "返品-送料.md"),
                                          ('a "quoted"; name', "a-quoted-name.md", "a-quoted-name.md")]:
@@ -670,21 +670,21 @@ UNSAFE_NEXT = ["/staff/tickets/%0A", "/staff/tickets/%0D%0ASet-Cookie:x=1", "/st
                "/staff//evil.example", "/staff/%2F%2Fevil.example", "/staff/%5Cevil.example", "/staff/ x"]
 
 
-def test_sign_in_redirects_only_to_plain_staff_paths(site):
+def test_sign_in_redirects_only_to_plain_staff_paths(app):
     """A next= with control characters, line breaks, dot segments or another host goes to the staff home."""
-    staff(site, "ed@shop.example", "editor")
+    staff(app, "ed@shop.example", "editor")
     for target in UNSAFE_NEXT:
-        client = site.test_client()
+        client = app.test_client()
         response = client.post(f"/staff/login?next={target}", data={
             "email": "ed@shop.example", "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/login")})
         assert response.status_code == 302, target
         assert response.headers["Location"] == "/staff/", target
 
 
-def test_sign_in_keeps_a_plain_staff_target(site):
+def test_sign_in_keeps_a_plain_staff_target(app):
     """The page asked for before signing in, query and non-ASCII characters included, is where you land."""
-    staff(site, "ed@shop.example", "editor")
-    client = site.test_client()
+    staff(app, "ed@shop.example", "editor")
+    client = app.test_client()
     first = client.get("/staff/gaps/stub?q=zwrot+pieni%C4%99dzy")
     assert first.status_code == 302
     login = client.get(first.headers["Location"])

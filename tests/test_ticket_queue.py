@@ -13,9 +13,9 @@ def _open(s, topic: str = "returns", backend: str = "local"):
     return create_ticket(s, new, backend, visit=None, trail=[])
 
 
-def test_queue_filters_counts_and_pages(site):
+def test_queue_filters_counts_and_pages(app):
     """queue() returns the newest first, the total matching, counts by status, and one page of them."""
-    with site.app_context(), database().sessions() as s:
+    with app.app_context(), database().sessions() as s:
         first, second, third = _open(s), _open(s, topic="orders"), _open(s, backend="webhook")
         with s.begin():
             assert tickets.set_status(s, first, "solved", "ana@shop.example")
@@ -29,9 +29,9 @@ def test_queue_filters_counts_and_pages(site):
         assert [t.reference for t, _ in page.rows] == [second.reference] and page.total == 3
 
 
-def test_find_history_status_and_retry(site):
+def test_find_history_status_and_retry(app):
     """find() ignores case; set_status and retry_delivery leave who did what in the history."""
-    with site.app_context():
+    with app.app_context():
         sessions = database().sessions
         with sessions() as s:
             ticket = _open(s, backend="webhook")

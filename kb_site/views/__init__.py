@@ -36,7 +36,7 @@ def absolute(path: str) -> str:
 
 def register(app: Flask) -> None:
     """Register every blueprint."""
-    from . import api, contact, feedback, health, help, search, staff
+    from . import api, contact, desk, feedback, health, help, search
 
-    for module in (help, search, feedback, api, contact, staff, health):
+    for module in (help, search, feedback, api, contact, desk, health):
         app.register_blueprint(module.bp)

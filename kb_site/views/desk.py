@@ -1,4 +1,7 @@
-"""The staff area: sign-in, the dashboard of content gaps, the ticket queue and the agent link finder."""
+"""The staff desk under /staff/: sign-in, the dashboard of content gaps, the ticket queue and the link finder.
+
+Its blueprint keeps the name ``staff`` so endpoints and URLs stay as they were; accounts live in ``kb_site.staff``.
+"""
 
 from __future__ import annotations
 
