@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from flask import Flask, current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Delete, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +54,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
                          connect_args={"options": "-c timezone=UTC"})
 
+
+
+def delete_rows(s: Session, statement: Delete) -> int:
+    """Run a DELETE and return how many rows it removed."""
+    return cast("CursorResult[Any]", s.execute(statement)).rowcount or 0
 
 class Database:
     """The engine and session factory of one application."""

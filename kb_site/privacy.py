@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from .db import delete_rows
 from .models import Event
 
 
@@ -24,5 +24,4 @@ def purge(sessions: sessionmaker[Session], days: int, now: dt.datetime | None = 
     """Delete events older than ``days`` days; return how many were removed."""
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     with sessions() as s, s.begin():
-        deleted = cast(CursorResult[Any], s.execute(delete(Event).where(Event.created_at < cutoff)))
-        return deleted.rowcount or 0
+        return delete_rows(s, delete(Event).where(Event.created_at < cutoff))

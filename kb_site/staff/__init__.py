@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import db
+from ..db import delete_rows
 from ..models import ROLES, StaffSession, StaffUser, aware, utcnow
 
 # What each role may open. Admins may open everything.
@@ -72,8 +73,7 @@ def staff_accounts(s: Session) -> list[StaffUser]:
 
 def remove_staff(s: Session, email: str) -> bool:
     """Delete the account with this email (its sessions go with it); return whether there was one."""
-    result = s.execute(delete(StaffUser).where(StaffUser.email == email.strip().lower()))
-    return bool(getattr(result, "rowcount", 0))  # a DELETE's result is a CursorResult
+    return delete_rows(s, delete(StaffUser).where(StaffUser.email == email.strip().lower())) > 0
 
 
 def generate_password() -> str:
@@ -103,8 +103,7 @@ def change_password(s: Session, user: StaffUser, password: str) -> int:
 
 def end_sessions(s: Session, staff_id: int) -> int:
     """Delete every session of an account (each copy of each cookie stops working); return how many."""
-    result = s.execute(delete(StaffSession).where(StaffSession.staff_id == staff_id))
-    return int(getattr(result, "rowcount", 0) or 0)  # a DELETE's result is a CursorResult
+    return delete_rows(s, delete(StaffSession).where(StaffSession.staff_id == staff_id))
 
 
 def _digest(token: str) -> str:

@@ -132,7 +132,7 @@ def _ask_site(site: str, query: str) -> dict[str, Any] | None:
 def link_command(query: str, site: str, semantic: bool, as_json: bool) -> None:
     """Print the deep link of the best article for a query (for scripts and reply macros)."""
     svc = service()
-    base = str(svc.config["BASE_URL"] or "").rstrip("/")
+    base = svc.config["BASE_URL"].rstrip("/")
     answer = _ask_site(site, query) if site else None
     if answer is not None:
         source, hit = site, answer["hit"]

@@ -30,7 +30,7 @@ def current_slug(slug: str, missing: str = "") -> str:
 
 def absolute(path: str) -> str:
     """Return the public absolute URL of a path (KB_BASE_URL, or this request's address)."""
-    base = str(current_app.config["BASE_URL"] or request.url_root).rstrip("/")
+    base = (current_app.config["BASE_URL"] or request.url_root).rstrip("/")
     return base + path
 
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from search import IndexCorrupt, IndexMissing
+from search import SearchError
 
 from .. import db
 from ..search_service import service
@@ -51,7 +51,7 @@ def readyz() -> Response:
         else:
             checks["search"] = "loading the embedding model"
             ready = False
-    except (IndexMissing, IndexCorrupt) as exc:
+    except SearchError as exc:  # no index yet, or one that cannot be read: say which, and not ready
         checks["index"] = f"unavailable: {exc}"
         ready = False
     response = jsonify({"status": "ready" if ready else "not ready", "checks": checks, "articles": articles})

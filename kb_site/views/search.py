@@ -34,7 +34,7 @@ def results() -> str:
     if not clean_query(query):
         return render_template("search.html", query="", results=None, categories=lib.categories,
                                featured=stats.featured(lib), canonical=absolute("/search"))
-    size = int(current_app.config["PAGE_SIZE"])
+    size: int = current_app.config["PAGE_SIZE"]
     found = engine().search(query, limit=size, offset=(number - 1) * size, category=category)
     pages = max(1, math.ceil(found.total / size))
     if number == 1:
