@@ -22,7 +22,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 
-from search import ArticleError, build_index
+from search import SearchError, build_index
 
 from .db import database
 from .search_service import service
@@ -62,7 +62,7 @@ def watch(app: Flask, stop: threading.Event | None = None) -> None:
                         log.warning("published index %s: %d added, %d changed, %d removed", report.generation,
                                     report.added, report.changed, report.removed)
                     seen = now
-            except (ArticleError, OSError) as exc:
+            except (SearchError, OSError) as exc:  # the folder went away, or the index cannot be written
                 log.error("cannot re-index the articles: %s", exc)
             if stop is not None:
                 stop.wait(interval)
