@@ -14,11 +14,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from search import BuildReport, SearchError, build_index
 from search.check import check_articles
@@ -199,16 +199,28 @@ def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, m
 @with_appcontext
 def purge_command(days: int | None) -> None:
     """Delete events older than the retention period (the delivery worker does this daily)."""
-    keep = days or int(service().config["RETENTION_DAYS"])
+    keep: int = days or service().config["RETENTION_DAYS"]
     removed = purge(database().sessions, keep)
     click.echo(f"Removed {removed} event{'s' * (removed != 1)} older than {keep} days.")
+
+
+class Refused(NoAppException):
+    """A configuration the site will not start with: one line and exit code 1, under ``kb --help`` too.
+
+    Flask lists a failing app's commands with a traceback unless the error is its ``NoAppException``.
+    """
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.ClickException.show(self, file)  # the message alone, without the usage lines
 
 
 def _make_app() -> Flask:
     try:
         return create_app()
-    except ConfigError as exc:  # an unsafe configuration is a one-line refusal, not a traceback
-        raise click.ClickException(str(exc)) from None
+    except ConfigError as exc:  # a bad or unsafe setting is a one-line refusal, not a traceback
+        raise Refused(str(exc)) from None
 
 
 # The application adds kb db, worker, tickets, staff and link (each resource's init_app); these are kb's own.

@@ -90,6 +90,17 @@ def test_kb_serve_refuses_to_start_in_production_without_a_key(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_setting_stops_kb_with_its_name_and_no_traceback(tmp_path):
+    """A value that does not fit its setting's type: one line naming it, exit 1, for kb serve and kb --help."""
+    env = {**os.environ, "KB_INSTANCE_DIR": str(tmp_path), "KB_WORKER_IN_SERVE": "maybe"}
+    for args in (["serve"], ["--help"]):
+        result = subprocess.run([sys.executable, "-m", "kb_site.cli", *args], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert "Error: KB_WORKER_IN_SERVE must be true or false" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.returncode == (1 if args == ["serve"] else 0)
+
+
 def _start(env: dict[str, str], port: int, cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     with open(cwd / f"serve-{port}.log", "wb") as log:  # the child keeps its own copy of the file
         return subprocess.Popen([sys.executable, "-m", "kb_site.cli", "serve", "--port", str(port), *args],
