@@ -1,4 +1,4 @@
-"""Database tables: feedback votes and the event log of visits."""
+"""Database tables: votes, the event log of visits, tickets with their delivery outbox, staff accounts and sessions."""
 
 from __future__ import annotations
 
