@@ -30,7 +30,8 @@ import psutil
 from flask.cli import with_appcontext
 
 from search import build_index
-from search.bench import Progress, run_bench, write_corpus
+from search.bench import run_bench, write_corpus
+from search.build import Progress
 from search.embeddings import Embedder
 
 from .search_service import service

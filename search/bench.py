@@ -12,13 +12,13 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .analysis import markdown_text
-from .build import build_index
+from .build import Progress, build_index
 from .embeddings import Embedder
 from .engine import MODES, SearchEngine
 from .errors import InvalidArgument
@@ -26,7 +26,6 @@ from .folder import load_corpus
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)?%?|£\d+")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
-Progress = Callable[[str, int, int], None]
 
 
 class Babbler:

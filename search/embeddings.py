@@ -27,7 +27,7 @@ class EmbedderUnavailable(SearchError, RuntimeError):
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int], None]
+EncodeProgress = Callable[[int], None]  # texts encoded so far
 
 
 @functools.cache
@@ -82,7 +82,7 @@ class Embedder(Protocol):
         """Load the model now; raise EmbedderUnavailable if it cannot be."""
         ...
 
-    def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: EncodeProgress | None = None) -> np.ndarray:
         """Return one normalised row a text, shape (len(texts), dim)."""
         ...
 
@@ -198,7 +198,7 @@ class SentenceTransformerEmbedder:
         """Whether the model is in memory (a server is ready for hybrid search)."""
         return self._model is not None
 
-    def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: EncodeProgress | None = None) -> np.ndarray:
         model = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -281,7 +281,7 @@ class EmbeddingCache:
 
 def embed_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache,
                  write: Callable[[np.ndarray], object], known: dict[bytes, np.ndarray] | None = None,
-                 progress: Progress | None = None, block: int = 4096) -> int:
+                 progress: EncodeProgress | None = None, block: int = 4096) -> int:
     """Pass ``write`` a vector per text, in order and in blocks, embedding only texts not known or cached.
 
     Working a block at a time keeps memory flat however many texts there

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from search.embeddings import EmbedderUnavailable, Progress
+from search.embeddings import EmbedderUnavailable, EncodeProgress
 
 
 class HashingEmbedder:
@@ -34,7 +34,7 @@ class HashingEmbedder:
     def load(self) -> None:
         """Load nothing: there is no model."""
 
-    def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: EncodeProgress | None = None) -> np.ndarray:
         self.encoded.extend(texts)
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -58,6 +58,6 @@ class BrokenEmbedder(HashingEmbedder):
         self.error = "cannot load the embedding model: model.safetensors is missing"
         raise EmbedderUnavailable(self.error)
 
-    def encode(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: EncodeProgress | None = None) -> np.ndarray:
         self.load()  # raises
         return super().encode(texts, progress=progress)
