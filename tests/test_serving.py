@@ -9,12 +9,13 @@ import threading
 import time
 import urllib.request
 
+import pytest
 import requests
 
 from kb_site import create_app
 from kb_site.db import database
 from search import build_index
-from tests.conftest import free_port, serving, wait_for
+from tests.conftest import free_port, serving, serving_process, wait_for
 from tests.fakes import HashingEmbedder
 
 
@@ -178,3 +179,20 @@ def test_every_visitor_gets_a_session_and_can_send_a_form(served):
             assert vote.status_code == 200, vote.text
             tokens.add(token)
     assert len(tokens) == 3
+
+
+@pytest.mark.model
+def test_workers_serve_hybrid_search_without_torch(tmp_path, corpus):
+    """With the default int8 model, kb serve's workers answer hybrid searches and never load torch."""
+    import psutil
+
+    with serving_process(tmp_path, corpus, KB_EMBEDDING_MODEL="") as (base, process):
+        assert wait_for(lambda: requests.get(base + "/readyz", timeout=5).json()["checks"]["search"] == "hybrid",
+                        timeout=60)
+        assert requests.get(base + "/api/search?q=where+is+my+parcel", timeout=5).json()["fallback"] is False
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert workers
+        for worker in workers:
+            mapped = {m.path for m in worker.memory_maps()}
+            assert not [p for p in mapped if "/torch/" in p], f"worker {worker.pid} loaded torch"
+        assert any("onnxruntime" in p for w in workers for p in {m.path for m in w.memory_maps()})
