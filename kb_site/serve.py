@@ -205,6 +205,9 @@ def post_fork(_server: Any, worker: Any) -> None:
 
     app: Flask = worker.app.application
     app.extensions[DB].engine.dispose(close=False)
+    # The watcher and delivery processes are the arbiter's children, not this worker's: forgotten here,
+    # or multiprocessing's exit handler tries to join them when the worker stops, and fails with a traceback.
+    multiprocessing.process._children.clear()  # type: ignore[attr-defined]
     if not app.config["EMBEDDING_THREADS"]:
         # Each worker gets its share of the cores: N workers each using every core just thrash.
         app.config["EMBEDDING_THREADS"] = max(1, (os.cpu_count() or 1) // int(app.config.get("SERVE_WORKERS", 1)))

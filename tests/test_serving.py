@@ -196,3 +196,12 @@ def test_workers_serve_hybrid_search_without_torch(tmp_path, corpus):
             mapped = {m.path for m in worker.memory_maps()}
             assert not [p for p in mapped if "/torch/" in p], f"worker {worker.pid} loaded torch"
         assert any("onnxruntime" in p for w in workers for p in {m.path for m in w.memory_maps()})
+
+
+def test_stopping_kb_serve_leaves_no_traceback(tmp_path, corpus):
+    """SIGTERM stops the arbiter, its workers, the watcher and the delivery worker, with no traceback logged."""
+    with serving(tmp_path, corpus) as base:
+        assert requests.get(base + "/healthz", timeout=5).status_code == 200
+    log = (tmp_path / "serve.log").read_text()
+    assert "Shutting down: Master" in log
+    assert "Traceback" not in log and "Exception ignored" not in log, log
