@@ -61,3 +61,17 @@ def test_int8_ranks_the_golden_queries_as_well(real_embedder, tmp_path):
     queries = load_queries(ROOT / "tests" / "golden_queries.jsonl")
     scores = evaluate(lambda q: [h.slug for h in engine.search(q, limit=10).hits], queries)
     assert scores["ndcg@10"] >= 0.85, scores
+
+
+@pytest.mark.model
+def test_threads_may_encode_at_once(real_embedder):
+    """Eight threads encoding together get exactly the vectors one thread gets (no lock, no shared state)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    texts = [f"where is my parcel number {n}, it was due on day {n % 7}" * (1 + n % 5) for n in range(64)]
+    alone = real_embedder.encode(texts)
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: real_embedder.encode([t])[0], texts))
+    assert np.allclose(np.stack(together), alone, atol=1e-5)
