@@ -110,7 +110,7 @@ CPU_FEATURES = {
 
 def cpu_info(cpuinfo: Path | str = "/proc/cpuinfo") -> dict[str, Any]:
     """Return the CPU a figure was measured on: model, core counts, and which vector instruction sets it has."""
-    model, flags = "unknown", set()
+    model, flags = "unknown", set[str]()
     try:
         text = Path(cpuinfo).read_text()
     except OSError:  # not Linux: the model and flags are unknown, the core counts are not

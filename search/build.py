@@ -277,7 +277,7 @@ def _write_generation(generation: Generation, old: _Previous, plan: _Plan, embed
     if untouched and (carried or plan.fresh) and (
             len(old.slugs[untouched[-1]]) + len(carried) + len(plan.fresh) <= BLOCK_ROWS):
         number = untouched.pop()
-        carried = [(number, row) for row in range(len(old.slugs[number]))] + carried
+        carried = [*((number, row) for row in range(len(old.slugs[number]))), *carried]
     new_rows: list[_Row] = [*carried, *plan.fresh]
     chunks = [new_rows[i:i + BLOCK_ROWS] for i in range(0, len(new_rows), BLOCK_ROWS)]
 

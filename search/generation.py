@@ -3,14 +3,20 @@
 Only this module knows the files' names and formats. Layout of a generation folder::
 
     manifest.json               written last (by IndexStore.publish): format, counts, model, each file's size
-    docs.json                   a Doc per article, in the row order of every matrix below
-    articles.json               each article's record by slug, for the site's pages
+    blocks.json                 the blocks, in row order, with their number of rows
+    rows.json                   each row's slug and content hash (all an incremental build reads of the rows)
     site.json                   categories, and the redirects of renamed articles
     errors.json                 the files the build could not take as they are (BrokenFile records)
     files.json                  the builder's note of each article file: time, size, slug, hash
-    whoosh/                     the whoosh index: analysed fields and the spelling vocabulary
-    vocab.txt, tf_<field>.npz   per-field term counts, from which BM25F is computed on open
-    vectors.npy, passages.npz   passage vectors, with their owner, kind, section and text key (dense only)
+    whoosh/                     the whoosh index: each article's slug and its words, for spelling correction
+    vocab.txt                   the term of each column of the term counts (it only grows from build to build)
+    blocks/<name>/              up to 1,000 consecutive rows (see ``Block``), hard links to an earlier
+                                generation's block when none of its articles changed:
+        docs.json               a Doc per article, in row order
+        articles.json           each article's record by slug, for the site's pages
+        tf_<field>.npz          per-field term counts, from which BM25F is computed on open
+        vectors.npy             passage vectors, memory-mapped when served: workers share the pages
+        passages.npz            each passage's owner (row in the block), kind, section and text key
 
 A generation written by another ``FORMAT_VERSION`` is refused on open (``IndexCorrupt``); a build then
 starts from scratch instead of carrying anything over.
