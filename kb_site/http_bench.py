@@ -30,7 +30,7 @@ import psutil
 from flask.cli import with_appcontext
 
 from search import build_index
-from search.bench import run_bench, write_corpus
+from search.bench import cpu_info, describe_cpu, run_bench, write_corpus
 from search.build import Progress
 from search.embeddings import Embedder
 
@@ -171,7 +171,8 @@ def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None
             "search_api": [f"/api/search?q={quote(q)}" for q in rng.sample(queries, min(len(queries), 2000))],
             "search_page": [f"/search?q={quote(q)}" for q in rng.sample(queries, min(len(queries), 2000))],
         }
-        figures: dict[str, Any] = {"articles": n, "workers": workers}
+        figures: dict[str, Any] = {"articles": n, "workers": workers, "cpu": cpu_info(),
+                                   "embedder": embedder.name if embedder is not None else None}
         for kind in KINDS:
             drive(port, paths[kind][:50], 2, clients)  # warm up
             figures[kind] = drive(port, paths[kind], seconds, clients)
@@ -223,6 +224,7 @@ def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_
     if as_json:
         click.echo(json.dumps(figures))
         return
+    click.echo(describe_cpu(figures["cpu"], figures["embedder"]))
     if over_http:
         click.echo(f"{figures['articles']} articles, {workers} worker{'s' * (workers != 1)} x {threads} threads, "
                    f"{clients} clients; server RSS {figures['server_rss_mb']} MB")

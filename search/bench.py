@@ -17,6 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from .analysis import markdown_text
 from .build import Progress, build_index
 from .embeddings import Embedder
@@ -96,6 +98,41 @@ def write_corpus(target: Path, n: int, seed_dir: Path, *, seed: int = 7) -> list
     return queries
 
 
+# The instruction sets the embedding kernels use, by /proc/cpuinfo flag: a figure means little without them.
+CPU_FEATURES = {
+    "avx2": ("avx2",),
+    "avx512": ("avx512f",),
+    "vnni": ("avx512_vnni", "avx_vnni"),
+    "amx": ("amx_tile", "amx_int8", "amx_bf16"),
+    "bf16": ("avx512_bf16", "amx_bf16"),
+}
+
+
+def cpu_info(cpuinfo: Path | str = "/proc/cpuinfo") -> dict[str, Any]:
+    """Return the CPU a figure was measured on: model, core counts, and which vector instruction sets it has."""
+    model, flags = "unknown", set[str]()
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:  # not Linux: the model and flags are unknown, the core counts are not
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown":
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return {"model": model, "cores": psutil.cpu_count(logical=False), "threads": psutil.cpu_count(),
+            **{name: any(f in flags for f in names) for name, names in CPU_FEATURES.items()}}
+
+
+def describe_cpu(cpu: dict[str, Any], embedder: str | None) -> str:
+    """Return the one line a human-readable bench prints about the machine and the embedder."""
+    features = [name.upper() if name != "bf16" else name for name in CPU_FEATURES if cpu.get(name)]
+    return (f"CPU {cpu['model']} ({cpu['cores']} cores, {cpu['threads']} threads; "
+            f"{' '.join(features) or 'no AVX2'}); embedder {embedder or 'none'}")
+
+
 def _percentiles(samples: list[float]) -> dict[str, float]:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2)}
@@ -170,6 +207,8 @@ def run_bench(n: int, queries: int, seed_dir: Path, embedder: Embedder | None, *
     serve_rss = _peak_rss_mb(resource.RUSAGE_SELF)
     return {
         "articles": n,
+        "cpu": cpu_info(),
+        "embedder": embedder.name if embedder is not None else None,
         **figures,
         "peak_rss_mb": max(build_rss, serve_rss),
         "build_peak_rss_mb": build_rss,

@@ -13,10 +13,12 @@ over) until the file is fixed; every problem is recorded in the generation
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,17 @@ from .broken import BrokenFile
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
 from .folder import load_categories, walk
-from .generation import Doc, FileNote, Generation, IndexCorrupt
+from .generation import Block, Doc, FileNote, Generation, IndexCorrupt
 from .lexical import TermCounts, write_whoosh
 from .store import IndexStore
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+# Rows a block holds at most. An edit rewrites the blocks of the articles it touches and links the rest:
+# smaller blocks make an edit cheaper, more of them make opening the index slower.
+BLOCK_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -60,16 +66,19 @@ class BuildReport:
 
 @dataclass
 class _Previous:
-    """The published generation a build starts from."""
+    """The published generation a build starts from; its blocks' docs and records are read only when needed."""
 
     generation: Generation | None = None
-    docs: list[Doc] = field(default_factory=list)
     files: dict[str, FileNote] = field(default_factory=dict)  # rel path -> [mtime_ns, size, slug|None, hash]
     dense: bool = False
     model: str | None = None
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> Article.record()
     site: dict[str, Any] = field(default_factory=dict)  # categories and redirects
     errors: tuple[BrokenFile, ...] = ()
+    blocks: list[Block] = field(default_factory=list)
+    slugs: list[list[str]] = field(default_factory=list)  # each block's slugs, in row order
+    hashes: dict[str, str] = field(default_factory=dict)  # slug -> content hash of the version indexed
+    where: dict[str, tuple[int, int]] = field(default_factory=dict)  # slug -> (block, row in the block)
+    _records: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, store: IndexStore) -> _Previous:
@@ -78,15 +87,31 @@ class _Previous:
         try:
             generation = store.current()
             manifest = generation.manifest()
-            return cls(generation, generation.docs(), generation.files(), bool(manifest.get("dense")),
-                       manifest.get("model"), generation.records(), generation.site(), generation.errors())
+            rows, layout = generation.rows(), generation.layout()
+            old = cls(generation, generation.files(), bool(manifest.get("dense")), manifest.get("model"),
+                      generation.site(), generation.errors(), [block for block, _n in layout])
+            start = 0
+            for number, (_block, n) in enumerate(layout):
+                old.slugs.append([slug for slug, _hash in rows[start:start + n]])
+                for row, (slug, digest) in enumerate(rows[start:start + n]):
+                    old.hashes[slug] = digest
+                    old.where[slug] = (number, row)
+                start += n
+            return old
         except (OSError, ValueError, KeyError, TypeError, IndexCorrupt) as exc:
             log.warning("rebuilding the index from scratch: %s", exc)
             return cls()
 
-    def rows(self) -> dict[str, int]:
-        """Return each indexed slug's row."""
-        return {d.slug: i for i, d in enumerate(self.docs)}
+    def block_records(self, number: int) -> dict[str, dict[str, Any]]:
+        """Return the records of one block (read once)."""
+        if number not in self._records:
+            self._records[number] = self.blocks[number].records()
+        return self._records[number]
+
+    def record(self, slug: str) -> dict[str, Any] | None:
+        """Return the published record of an article, or None if it has none."""
+        place = self.where.get(slug)
+        return self.block_records(place[0])[slug] if place else None
 
 
 @dataclass
@@ -103,18 +128,18 @@ class _Scan:
 class _Plan:
     """What the next generation holds: articles kept row for row, fresh ones, and what the site shows."""
 
-    keep: list[str]  # slugs whose rows are carried over, in slug order
+    keep: set[str]  # slugs whose rows are carried over
     fresh: list[Article]  # added or changed articles, in slug order
     removed: list[str]
     changed: int  # how many of fresh replace an article of the same slug
-    records: dict[str, dict[str, Any]]
+    records: dict[str, dict[str, Any]]  # the record of each fresh article, and of each kept one whose changed
     site: dict[str, Any]
     errors: tuple[BrokenFile, ...]
 
     def is_noop(self, old: _Previous, want_dense: bool) -> bool:
         """Return whether the plan is what ``old`` already holds (nothing to publish)."""
-        return (old.generation is not None and not self.fresh and not self.removed and (old.dense or not want_dense)
-                and self.records == old.records and self.site == old.site and self.errors == old.errors)
+        return (old.generation is not None and not self.fresh and not self.removed and not self.records
+                and (old.dense or not want_dense) and self.site == old.site and self.errors == old.errors)
 
 
 def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embedder | None, *,
@@ -148,21 +173,11 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
                                time.perf_counter() - started, plan.errors, published=False)
         files, errors, removed, changed = scan.files, plan.errors, len(plan.removed), plan.changed
         total, added = len(plan.keep) + len(plan.fresh), len(plan.fresh) - plan.changed
+        del scan  # keep memory for the model while embedding
         generation = store.new_generation()
         try:
-            passages, keep_rows, replaced = _write_articles(generation, old, plan, progress)
-            del scan, plan  # keep memory for the model while embedding
-            release_memory()
-            embedded, dense = 0, False
-            if embedder is not None:
-                try:
-                    embedded = _write_dense(generation, passages, keep_rows, replaced,
-                                            old.generation if old.dense else None, embedder,
-                                            EmbeddingCache(cache_path or store.cache_path), progress)
-                    dense = True
-                except EmbedderUnavailable as exc:
-                    log.warning("building a lexical-only index: %s", exc)
-                    generation.drop_vectors()
+            embedded, dense = _write_generation(generation, old, plan, embedder,
+                                                EmbeddingCache(cache_path or store.cache_path), progress)
             generation.write_files(files)
             final = store.publish(generation, {
                 "articles": total, "dense": dense, "model": embedder.name if dense and embedder else None,
@@ -180,11 +195,13 @@ def _scan(root: Path, previous: _Previous, old: _Previous, progress: Progress | 
     found = walk(root)
     scan = _Scan(failures=[_Failure(e) for e in found.refused])
     paths = found.articles
+    prefix = os.path.join(str(root), "")
     for number, path in enumerate(paths):
-        rel = str(path.relative_to(root))
+        name = str(path)  # walk names every file below root: cut the prefix rather than ask pathlib (10,000 times)
+        rel = name[len(prefix):] if name.startswith(prefix) else str(path.relative_to(root))
         entry: FileNote | None
         try:
-            stat = path.stat()
+            stat = os.stat(name)
             seen = old.files.get(rel)
             if seen and seen[:2] == [stat.st_mtime_ns, stat.st_size]:
                 slug, digest = seen[2], seen[3]
@@ -219,50 +236,118 @@ def _scan(root: Path, previous: _Previous, old: _Previous, progress: Progress | 
 
 def _diff(root: Path, scan: _Scan, previous: _Previous, old: _Previous) -> _Plan:
     """Compare the folder with ``old`` by content hash: what is kept, fresh or removed, and what the site shows."""
-    old_rows = old.rows()
-
-    def unchanged(slug: str) -> bool:
-        i = old_rows.get(slug)
-        return i is not None and old.docs[i].hash == scan.current[slug][0]
-
-    keep = sorted(s for s in scan.current if unchanged(s))
-    fresh_slugs = sorted(s for s in scan.current if not unchanged(s))
+    keep = {s for s, (digest, _rel) in scan.current.items() if old.hashes.get(s) == digest}
+    fresh_slugs = sorted(s for s in scan.current if s not in keep)
     for slug in fresh_slugs:
         if slug not in scan.parsed:  # stat unchanged but not in the last index
             scan.parsed[slug] = load_article(root / scan.current[slug][1], root)
-    removed = [s for s in old_rows if s not in scan.current]
-    # What the site shows changes without a search change too (related, aliases, dates, categories).
-    records = {s: scan.parsed[s].record(root) if s in scan.parsed else old.records[s] for s in sorted(scan.current)}
+    removed = [s for s in old.hashes if s not in scan.current]
+    # What the site shows changes without a search change too (related, aliases, dates, categories): the
+    # record of every article read again is compared with the published one.
+    records = {}
+    for slug in sorted(scan.current):
+        article = scan.parsed.get(slug)
+        if article is not None:
+            record = article.record(root)
+            if slug not in keep or record != old.record(slug):
+                records[slug] = record
     category_errors: list[ArticleError] = []
-    site = _site_data(root, old, records, removed, [scan.parsed[s] for s in fresh_slugs if s not in old_rows],
-                      category_errors)
+    site = _site_data(root, old, scan.current.keys(), removed,
+                      [scan.parsed[s] for s in fresh_slugs if s not in old.hashes], category_errors)
     errors = _broken(root, scan.failures + [_Failure(e) for e in category_errors], previous.errors)
-    return _Plan(keep, [scan.parsed[s] for s in fresh_slugs], removed, sum(1 for s in fresh_slugs if s in old_rows),
-                 records, site, errors)
+    return _Plan(keep, [scan.parsed[s] for s in fresh_slugs], removed,
+                 sum(1 for s in fresh_slugs if s in old.hashes), records, site, errors)
 
 
-def _write_articles(generation: Generation, old: _Previous, plan: _Plan, progress: Progress | None
-                    ) -> tuple[tuple[list[str], np.ndarray, np.ndarray, np.ndarray], list[int], list[int]]:
-    """Write everything but the vectors; return the fresh articles' passages, the kept rows and the replaced ones."""
-    old_rows = old.rows()
-    keep_rows = [old_rows[s] for s in plan.keep]
+_Row = tuple[int, int] | Article  # a row of a new block: (old block, row in it) carried over, or a fresh article
+
+
+def _write_generation(generation: Generation, old: _Previous, plan: _Plan, embedder: Embedder | None,
+                      cache: EmbeddingCache, progress: Progress | None) -> tuple[int, bool]:
+    """Write everything but the file notes: link untouched blocks, write new ones; return (embedded, dense)."""
+    dirty = set(plan.removed) | {a.slug for a in plan.fresh} | set(plan.records)
+    untouched: list[int] = []  # old blocks taken as they are
+    carried: list[_Row] = []
+    for number, slugs in enumerate(old.slugs):
+        if dirty.isdisjoint(slugs):
+            untouched.append(number)
+        else:
+            carried += [(number, row) for row, slug in enumerate(slugs) if slug in plan.keep]
+    # A last block with room takes the new rows, so adding articles one by one does not make tiny blocks.
+    if untouched and (carried or plan.fresh) and (
+            len(old.slugs[untouched[-1]]) + len(carried) + len(plan.fresh) <= BLOCK_ROWS):
+        number = untouched.pop()
+        carried = [*((number, row) for row in range(len(old.slugs[number]))), *carried]
+    new_rows: list[_Row] = [*carried, *plan.fresh]
+    chunks = [new_rows[i:i + BLOCK_ROWS] for i in range(0, len(new_rows), BLOCK_ROWS)]
+
     if old.generation is not None:
         generation.link_whoosh(old.generation)
-        counts = old.generation.term_counts().rows(keep_rows)
-    else:
-        counts = TermCounts.empty()
-    fresh = plan.fresh
-    _tick(progress, "analyse", 0, len(fresh))
-    write_whoosh(generation.whoosh, fresh, plan.removed, replace=[a.slug for a in fresh if a.slug in old_rows])
-    generation.write_term_counts(counts.extended(fresh))
-    del counts
-    _tick(progress, "analyse", len(fresh), len(fresh))
-    generation.write_docs([old.docs[i] for i in keep_rows] + [Doc.of(a) for a in fresh])
-    generation.write_records(plan.records)
+    _tick(progress, "analyse", 0, len(plan.fresh))
+    write_whoosh(generation.whoosh, plan.fresh, plan.removed,
+                 replace=[a.slug for a in plan.fresh if a.slug in old.hashes])
+    linked = [(generation.link_block(old.blocks[n]), len(old.slugs[n])) for n in untouched]
+    rows = [(slug, old.hashes[slug]) for n in untouched for slug in old.slugs[n]]
+    vocab = old.generation.vocab() if old.generation is not None else {}
+    written: list[tuple[Block, list[_Row]]] = []
+    serial = generation.name.removeprefix(".tmp-gen-")
+    for number, chunk in enumerate(chunks):
+        block = generation.new_block(f"{serial}-{number:03d}")
+        vocab = _write_block(block, chunk, old, plan, vocab)
+        written.append((block, chunk))
+        rows += [_slug_hash(r, old) for r in chunk]
+    generation.write_vocab(vocab)
+    _tick(progress, "analyse", len(plan.fresh), len(plan.fresh))
+    generation.write_blocks([*linked, *((b, len(c)) for b, c in written)], rows)
     generation.write_site(plan.site)
     generation.write_errors(plan.errors)
-    replaced = [old_rows[a.slug] for a in fresh if a.slug in old_rows]
-    return DenseIndex.build_arrays(fresh), keep_rows, replaced
+    release_memory()
+    try:
+        if embedder is None:
+            generation.drop_vectors()  # links to the last generation's vectors, which this one does not serve
+            return 0, False
+        if not rows:
+            raise EmbedderUnavailable("nothing to embed")  # no articles at all: lexical-only is right
+        return _write_dense(written, old, plan, embedder, cache, progress), True
+    except EmbedderUnavailable as exc:
+        log.warning("building a lexical-only index: %s", exc)
+        generation.drop_vectors()
+        return 0, False
+    finally:
+        cache.close()
+
+
+def _slug_hash(row: _Row, old: _Previous) -> tuple[str, str]:
+    if isinstance(row, Article):
+        return row.slug, row.content_hash
+    slug = old.slugs[row[0]][row[1]]
+    return slug, old.hashes[slug]
+
+
+def _write_block(block: Block, chunk: list[_Row], old: _Previous, plan: _Plan, vocab: dict[str, int]
+                 ) -> dict[str, int]:
+    """Write a new block's docs, records and term counts; return the vocabulary grown by its fresh articles."""
+    fresh = [r for r in chunk if isinstance(r, Article)]
+    carried = [r for r in chunk if not isinstance(r, Article)]  # carried rows come first (see _write_generation)
+    docs: list[Doc] = []
+    records: dict[str, dict[str, Any]] = {}
+    parts: list[TermCounts] = []
+    for number, group in itertools.groupby(carried, key=lambda r: r[0]):
+        local = [r[1] for r in group]
+        source = old.blocks[number]
+        block_docs, block_records = source.docs(), old.block_records(number)
+        for row in local:
+            doc = block_docs[row]
+            docs.append(doc)
+            records[doc.slug] = plan.records.get(doc.slug) or block_records[doc.slug]
+        parts.append(TermCounts(vocab, source.counts(len(vocab))).rows(local))
+    docs += [Doc.of(a) for a in fresh]
+    records.update((a.slug, plan.records[a.slug]) for a in fresh)
+    counts = TermCounts.stacked(vocab, parts).extended(fresh)
+    block.write_docs(docs)
+    block.write_records(records)
+    block.write_counts(counts.counts)
+    return counts.vocab
 
 
 @dataclass(frozen=True)
@@ -283,12 +368,13 @@ def _keep_last_good(error: ArticleError, rel: str, previous: _Previous, old: _Pr
     """
     last = previous.files.get(rel)
     slug = last[2] if last else None
-    if last is None or slug is None or slug not in previous.records:
+    record = previous.record(slug) if last is not None and slug is not None else None
+    if last is None or slug is None or record is None:
         failures.append(_Failure(error, getattr(error, "slug", None)))
         return None
     failures.append(_Failure(error, slug, last[0]))
     if old is not previous:  # a full rebuild: index the kept version again from its record
-        parsed[slug] = Article.from_record(previous.records[slug])
+        parsed[slug] = Article.from_record(record)
     return list(last)
 
 
@@ -307,7 +393,7 @@ def _broken(root: Path, failures: list[_Failure], before: tuple[BrokenFile, ...]
     return tuple(sorted(found, key=lambda e: (e.path, e.line)))
 
 
-def _site_data(root: Path, old: _Previous, records: dict[str, dict[str, Any]], removed: list[str],
+def _site_data(root: Path, old: _Previous, current: Collection[str], removed: list[str],
                added: list[Article], errors: list[ArticleError]) -> dict[str, Any]:
     """Return the categories and the redirects of renamed articles, carried over from build to build.
 
@@ -323,12 +409,12 @@ def _site_data(root: Path, old: _Previous, records: dict[str, dict[str, Any]], r
     by_body = {a.body.strip(): a.slug for a in added}
     by_title = {a.title: a.slug for a in added}
     for slug in removed:
-        before = old.records.get(slug)
+        before = old.record(slug)
         if before is not None:
             target = by_body.get(before["body"].strip()) or by_title.get(before["title"])
             if target:
                 redirects[slug] = target
-    redirects = {old_slug: new for old_slug, new in redirects.items() if old_slug not in records}
+    redirects = {old_slug: new for old_slug, new in redirects.items() if old_slug not in current}
     for old_slug in list(redirects):  # follow chains of renames to the article's current slug
         seen = {old_slug}
         while redirects[old_slug] in redirects and redirects[old_slug] not in seen:
@@ -337,55 +423,68 @@ def _site_data(root: Path, old: _Previous, records: dict[str, dict[str, Any]], r
     return {"categories": categories, "redirects": redirects}
 
 
-def _write_dense(generation: Generation, passages: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
-                 keep_rows: list[int], replaced: list[int], old: Generation | None, embedder: Embedder,
+def _write_dense(written: list[tuple[Block, list[_Row]]], old: _Previous, plan: _Plan, embedder: Embedder,
                  cache: EmbeddingCache, progress: Progress | None) -> int:
-    """Write passage vectors: the kept articles' rows copied, the fresh articles' embedded (or cached).
+    """Write each new block's passage vectors: carried rows' copied, fresh articles' embedded (or cached).
 
-    The old vectors are memory-mapped and the new ones streamed to the file: no copy of the matrix in memory.
+    Old vectors are memory-mapped and new ones streamed to the file: no copy of a matrix in memory.
     """
-    texts, owners, kinds, sections = passages
-    keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype="S16") if texts else np.zeros(0, "S16")
-    kept: tuple[np.ndarray, ...] = (np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int32),
-                                    np.zeros(0, "S16"))
-    rows = np.zeros(0, np.int64)
+    # An edited article mostly repeats its previous version: reuse those passages' vectors.
     known: dict[bytes, np.ndarray] = {}
-    old_vectors = None
-    if old is not None:
-        arrays = old.passages()
-        old_vectors = old.vectors()
-        remap = np.full(int(arrays["owners"].max(initial=-1)) + 1, -1, dtype=np.int64)
-        remap[keep_rows] = np.arange(len(keep_rows))
-        new_owner = remap[arrays["owners"]] if len(remap) else np.zeros(0, np.int64)
-        rows = np.flatnonzero(new_owner >= 0)
-        rows = rows[np.argsort(new_owner[rows], kind="stable")]
-        kept = (new_owner[rows].astype(np.int32), arrays["kinds"][rows], arrays["sections"][rows],
-                arrays["keys"][rows])
-        # An edited article mostly repeats its previous version: reuse those passages' vectors.
-        again = np.flatnonzero(np.isin(arrays["owners"], replaced))
-        known = {bytes(arrays["keys"][i]): np.asarray(old_vectors[i]) for i in again}
-    total = len(rows) + len(texts)
-    if not total:
-        raise EmbedderUnavailable("nothing to embed")  # no articles at all: lexical-only is right
-    dim = old_vectors.shape[1] if old_vectors is not None and len(rows) else embedder.dim
-    todo = len({k for k in keys.tolist() if k not in known})
+    replaced = sorted(old.where[a.slug] for a in plan.fresh if a.slug in old.where) if old.dense else []
+    for number, group in itertools.groupby(replaced, key=lambda r: r[0]):
+        arrays, vectors = old.blocks[number].passages(), old.blocks[number].vectors()
+        for i in np.flatnonzero(np.isin(arrays["owners"], [r[1] for r in group])):
+            known[bytes(arrays["keys"][i])] = np.asarray(vectors[i])
+    planned = [(block, chunk, DenseIndex.build_arrays([r for r in chunk if isinstance(r, Article)]))
+               for block, chunk in written]
+    todo = len({k for *_, (texts, *_arrays) in planned for k in map(text_key, texts) if k not in known})
     done = [0]
 
     def step(n: int) -> None:
         done[0] += n
         _tick(progress, "embed", done[0], todo)
 
-    with generation.vector_writer(total, dim) as write:
-        if old_vectors is not None:
-            for start in range(0, len(rows), 4096):
-                write(np.asarray(old_vectors[rows[start:start + 4096]]))
-        try:
-            embedded = embed_cached(embedder, texts, cache, write, known, step)
-        finally:
-            cache.close()
-    generation.write_passages(owners=np.concatenate([kept[0], owners + len(keep_rows)]),
-                              kinds=np.concatenate([kept[1], kinds]), sections=np.concatenate([kept[2], sections]),
-                              keys=np.concatenate([kept[3], keys]))
+    embedded = 0
+    for block, chunk, passages in planned:
+        embedded += _write_block_vectors(block, chunk, passages, old, embedder, cache, known, step)
+    return embedded
+
+
+def _write_block_vectors(block: Block, chunk: list[_Row], passages: tuple[list[str], np.ndarray, np.ndarray,
+                         np.ndarray], old: _Previous, embedder: Embedder, cache: EmbeddingCache,
+                         known: dict[bytes, np.ndarray], step: Callable[[int], None]) -> int:
+    """Write one new block's vectors and passages; return how many texts were embedded."""
+    texts, owners, kinds, sections = passages
+    keys = np.frombuffer(b"".join(text_key(t) for t in texts), dtype="S16") if texts else np.zeros(0, "S16")
+    carried = [r for r in chunk if not isinstance(r, Article)]
+    kept_parts: list[tuple[np.ndarray, ...]] = []
+    copies: list[tuple[np.ndarray, np.ndarray]] = []
+    start = 0
+    for number, group in itertools.groupby(carried, key=lambda r: r[0]):
+        local = [r[1] for r in group]
+        arrays = old.blocks[number].passages()
+        remap = np.full(int(arrays["owners"].max(initial=-1)) + 1, -1, dtype=np.int64)
+        remap[local] = np.arange(start, start + len(local))
+        new_owner = remap[arrays["owners"]]
+        rows = np.flatnonzero(new_owner >= 0)
+        rows = rows[np.argsort(new_owner[rows], kind="stable")]
+        kept_parts.append((new_owner[rows].astype(np.int32), arrays["kinds"][rows], arrays["sections"][rows],
+                           arrays["keys"][rows]))
+        copies.append((old.blocks[number].vectors(), rows))
+        start += len(local)
+    total = sum(len(rows) for _v, rows in copies) + len(texts)
+    dim = copies[0][0].shape[1] if copies else embedder.dim
+    with block.vector_writer(total, dim) as write:
+        for vectors, rows in copies:
+            for at in range(0, len(rows), 4096):
+                write(np.asarray(vectors[rows[at:at + 4096]]))
+        embedded = embed_cached(embedder, texts, cache, write, known, step)
+    kept_parts.append((owners + start, kinds, sections, keys))
+    block.write_passages(owners=np.concatenate([p[0] for p in kept_parts]).astype(np.int32),
+                         kinds=np.concatenate([p[1] for p in kept_parts]),
+                         sections=np.concatenate([p[2] for p in kept_parts]),
+                         keys=np.concatenate([p[3] for p in kept_parts]))
     return embedded
 
 

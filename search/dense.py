@@ -67,11 +67,16 @@ class DenseIndex:
 
     An article's dense score blends its best title-or-question match with its
     best section match: ``title_weight · title + (1 - title_weight) · section``.
+
+    The vectors may come as consecutive blocks of rows (a generation's blocks, each memory-mapped from
+    its file, so every process serving the index shares the same pages); they are never copied together.
     """
 
-    def __init__(self, vectors: np.ndarray, owners: np.ndarray, kinds: np.ndarray, sections: np.ndarray,
-                 *, title_weight: float = 0.3):
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    def __init__(self, vectors: np.ndarray | Sequence[np.ndarray], owners: np.ndarray, kinds: np.ndarray,
+                 sections: np.ndarray, *, title_weight: float = 0.3):
+        parts = [vectors] if isinstance(vectors, np.ndarray) else list(vectors)
+        self.blocks = [np.ascontiguousarray(v, dtype=np.float32) for v in parts if len(v)] or [
+            np.ascontiguousarray(parts[0], dtype=np.float32) if parts else np.zeros((0, 0), np.float32)]
         self.owners = owners.astype(np.int32)
         self.kinds = kinds.astype(np.int8)
         self.sections = sections.astype(np.int32)
@@ -100,9 +105,22 @@ class DenseIndex:
         return (texts, np.asarray(owners, np.int32), np.asarray(kinds, np.int8),
                 np.asarray(sections, np.int32))
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """Return every passage vector as one matrix (a copy when there are several blocks)."""
+        return self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
+
     def passage_scores(self, query: np.ndarray) -> np.ndarray:
         """Return the cosine similarity of every passage to a normalised query vector."""
-        return self.vectors @ query.astype(np.float32)
+        query = query.astype(np.float32)
+        if len(self.blocks) == 1:
+            return self.blocks[0] @ query
+        out = np.empty(sum(len(b) for b in self.blocks), dtype=np.float32)
+        start = 0
+        for block in self.blocks:
+            np.matmul(block, query, out=out[start:start + len(block)])
+            start += len(block)
+        return out
 
     def scores(self, passage_scores: np.ndarray) -> np.ndarray:
         """Return each article's dense score from its passages' scores."""
@@ -114,9 +132,16 @@ class DenseIndex:
 
     def article_vectors(self) -> np.ndarray:
         """Return one normalised vector per article: the mean of its passages' vectors."""
+        dim = self.blocks[0].shape[1]
         if not self.n_docs:
-            return np.zeros((0, self.vectors.shape[1]), dtype=np.float32)
-        sums = np.add.reduceat(self.vectors, self._bounds[0::2], axis=0)
+            return np.zeros((0, dim), dtype=np.float32)
+        sums = np.empty((self.n_docs, dim), dtype=np.float32)
+        start = 0  # each block holds whole articles: sum each block's own rows
+        for block in self.blocks:
+            first, end = start, start + len(block)
+            docs = np.flatnonzero((self._bounds[0::2] >= first) & (self._bounds[0::2] < end))
+            sums[docs] = np.add.reduceat(block, self._bounds[0::2][docs] - first, axis=0)
+            start = end
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 

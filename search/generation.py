@@ -3,14 +3,20 @@
 Only this module knows the files' names and formats. Layout of a generation folder::
 
     manifest.json               written last (by IndexStore.publish): format, counts, model, each file's size
-    docs.json                   a Doc per article, in the row order of every matrix below
-    articles.json               each article's record by slug, for the site's pages
+    blocks.json                 the blocks, in row order, with their number of rows
+    rows.json                   each row's slug and content hash (all an incremental build reads of the rows)
     site.json                   categories, and the redirects of renamed articles
     errors.json                 the files the build could not take as they are (BrokenFile records)
     files.json                  the builder's note of each article file: time, size, slug, hash
-    whoosh/                     the whoosh index: analysed fields and the spelling vocabulary
-    vocab.txt, tf_<field>.npz   per-field term counts, from which BM25F is computed on open
-    vectors.npy, passages.npz   passage vectors, with their owner, kind, section and text key (dense only)
+    whoosh/                     the whoosh index: each article's slug and its words, for spelling correction
+    vocab.txt                   the term of each column of the term counts (it only grows from build to build)
+    blocks/<name>/              up to 1,000 consecutive rows (see ``Block``), hard links to an earlier
+                                generation's block when none of its articles changed:
+        docs.json               a Doc per article, in row order
+        articles.json           each article's record by slug, for the site's pages
+        tf_<field>.npz          per-field term counts, from which BM25F is computed on open
+        vectors.npy             passage vectors, memory-mapped when served: workers share the pages
+        passages.npz            each passage's owner (row in the block), kind, section and text key
 
 A generation written by another ``FORMAT_VERSION`` is refused on open (``IndexCorrupt``); a build then
 starts from scratch instead of carrying anything over.
@@ -43,7 +49,7 @@ class IndexCorrupt(SearchError, RuntimeError):
     """The published index is incomplete, unreadable or of another format; rebuild it with ``kb index``."""
 
 
-FORMAT_VERSION = 3  # bump when the analyzer or any file's layout changes: old generations are rebuilt
+FORMAT_VERSION = 4  # bump when the analyzer or any file's layout changes: old generations are rebuilt
 
 MANIFEST = "manifest.json"
 FILES = "files.json"  # the builder's note, rewritten in place when only timestamps change: not in the manifest
@@ -80,18 +86,97 @@ class Doc:
                    tuple((a, h, t) for a, h, t in data["sections"]))
 
 
-class Generation:
-    """The files of one generation folder: being built, or published and never changed again."""
+class Block:
+    """A run of consecutive rows: their docs, records, term counts and passage vectors, written once.
+
+    A block is never changed after its generation is published, so the next generation shares an
+    untouched block's files by hard links and rewrites only the blocks whose articles changed.
+    """
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
 
     def __repr__(self) -> str:
-        return f"Generation({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path)!r})"
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def docs(self) -> list[Doc]:
+        """Return the block's articles in row order."""
+        return [Doc.from_record(d) for d in _read(self.path / "docs.json")]
+
+    def write_docs(self, docs: Sequence[Doc]) -> None:
+        _write(self.path / "docs.json", [d.record() for d in docs])
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Return the block's ``Article.record()`` by slug."""
+        return _read(self.path / "articles.json")  # type: ignore[no-any-return]
+
+    def write_records(self, records: dict[str, dict[str, Any]]) -> None:
+        _write(self.path / "articles.json", records)
+
+    def counts(self, n_terms: int) -> dict[str, sp.csr_matrix]:
+        """Return the block's per-field term counts, ``n_terms`` columns wide (the vocabulary only grows)."""
+        counts = {}
+        for name in FIELDS:
+            m = sp.load_npz(self.path / f"tf_{name}.npz").tocsr()
+            counts[name] = sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], n_terms))
+        return counts
+
+    def write_counts(self, counts: dict[str, sp.csr_matrix]) -> None:
+        for name, matrix in counts.items():
+            sp.save_npz(self.path / f"tf_{name}.npz", matrix, compressed=False)
+
+    @property
+    def has_vectors(self) -> bool:
+        return (self.path / "vectors.npy").exists()
+
+    def passages(self) -> dict[str, np.ndarray]:
+        """Return each passage's ``owners`` (row of its article in the block), ``kinds``, ``sections``, ``keys``."""
+        with np.load(self.path / "passages.npz") as arrays:
+            return {name: arrays[name] for name in arrays.files}
+
+    def vectors(self) -> np.ndarray:
+        """Return the passage vectors memory-mapped, read-only: every process opening them shares the pages."""
+        return np.load(self.path / "vectors.npy", mmap_mode="r")  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def vector_writer(self, rows: int, dim: int) -> Iterator[Callable[[np.ndarray], None]]:
+        """Yield a function that appends blocks of rows to ``vectors.npy``: the matrix is never whole in memory."""
+        with open(self.path / "vectors.npy", "wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                "shape": (rows, dim)})
+
+            def write(block: np.ndarray) -> None:
+                handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+
+            yield write
+
+    def write_passages(self, *, owners: np.ndarray, kinds: np.ndarray, sections: np.ndarray,
+                       keys: np.ndarray) -> None:
+        np.savez(self.path / "passages.npz", owners=owners, kinds=kinds, sections=sections, keys=keys)
+
+    def drop_vectors(self) -> None:
+        """Remove the dense files (a build that lost its model half-way publishes a lexical-only index)."""
+        for name in ("vectors.npy", "passages.npz"):
+            (self.path / name).unlink(missing_ok=True)
+
+    def dense(self, *, title_weight: float = 0.3) -> DenseIndex:
+        """Return the block's passage vectors as a dense index."""
+        arrays = self.passages()
+        return DenseIndex(self.vectors(), arrays["owners"], arrays["kinds"], arrays["sections"],
+                          title_weight=title_weight)
+
+
+class Generation(Block):
+    """The files of one generation folder: being built, or published and never changed again.
+
+    Its rows are its blocks' rows, block after block (``blocks.json``); a folder without ``blocks.json``
+    is one block itself (what a test writes by hand).
+    """
 
     # ----------------------------------------------------------------------- the manifest
 
@@ -110,8 +195,11 @@ class Generation:
                                f"version reads format {FORMAT_VERSION}): rebuild it with 'kb index'")
         for name, size in data.get("files", {}).items():
             file = self.path / name
-            if not file.exists() or file.stat().st_size != size:
-                raise IndexCorrupt(f"{file} is missing or truncated")
+            try:
+                if os.stat(file).st_size != size:
+                    raise IndexCorrupt(f"{file} is missing or truncated")
+            except FileNotFoundError:
+                raise IndexCorrupt(f"{file} is missing or truncated") from None
         return data
 
     def write_manifest(self, meta: dict[str, Any]) -> None:
@@ -120,42 +208,74 @@ class Generation:
                  for p in sorted(self.path.rglob("*")) if p.is_file() and p.name != FILES}
         (self.path / MANIFEST).write_text(json.dumps({**meta, "format": FORMAT_VERSION, "files": files}, indent=1))
 
+    # ----------------------------------------------------------------------- blocks
+
+    def blocks(self) -> list[Block]:
+        """Return the generation's blocks in row order."""
+        return [block for block, _rows in self.layout()]
+
+    def layout(self) -> list[tuple[Block, int]]:
+        """Return the generation's blocks in row order, each with its number of rows."""
+        try:
+            names = _read(self.path / "blocks.json")
+        except FileNotFoundError:
+            return [(Block(self.path), -1)]
+        return [(Block(self.path / "blocks" / name), rows) for name, rows in names]
+
+    def new_block(self, name: str) -> Block:
+        """Return a new empty block of this generation."""
+        path = self.path / "blocks" / name
+        path.mkdir(parents=True)
+        return Block(path)
+
+    def link_block(self, source: Block) -> Block:
+        """Take another generation's block as it is, sharing its files by hard links."""
+        target = self.path / "blocks" / source.name
+        shutil.copytree(source.path, target, copy_function=_link_or_copy)
+        return Block(target)
+
+    def write_blocks(self, blocks: Sequence[tuple[Block, int]], rows: Sequence[tuple[str, str]]) -> None:
+        """Write the blocks in order with their sizes, and each row's slug and content hash (what a build reads)."""
+        _write(self.path / "blocks.json", [[b.name, n] for b, n in blocks])
+        _write(self.path / "rows.json", [list(r) for r in rows])
+
+    def rows(self) -> list[tuple[str, str]]:
+        """Return each row's (slug, content hash), in row order, without reading the docs."""
+        return [(slug, digest) for slug, digest in _read(self.path / "rows.json")]
+
     # ----------------------------------------------------------------------- articles
 
     def docs(self) -> list[Doc]:
         """Return the indexed articles in row order."""
-        return [Doc.from_record(d) for d in self._read("docs.json")]
-
-    def write_docs(self, docs: Sequence[Doc]) -> None:
-        self._write("docs.json", [d.record() for d in docs])
+        return [d for b in self.blocks() for d in b.docs()]
 
     def records(self) -> dict[str, dict[str, Any]]:
-        """Return every published article's ``Article.record()`` by slug."""
-        return self._read("articles.json")  # type: ignore[no-any-return]
-
-    def write_records(self, records: dict[str, dict[str, Any]]) -> None:
-        self._write("articles.json", records)
+        """Return every published article's ``Article.record()`` by slug, in slug order."""
+        merged: dict[str, dict[str, Any]] = {}
+        for block in self.blocks():
+            merged.update(block.records())
+        return dict(sorted(merged.items()))
 
     def site(self) -> dict[str, Any]:
         """Return the categories and redirects: ``{"categories": [...], "redirects": {old: new}}``."""
-        return self._read("site.json")  # type: ignore[no-any-return]
+        return _read(self.path / "site.json")  # type: ignore[no-any-return]
 
     def write_site(self, site: dict[str, Any]) -> None:
-        self._write("site.json", site)
+        _write(self.path / "site.json", site)
 
     def errors(self) -> tuple[BrokenFile, ...]:
         """Return the problems recorded in the generation (none in one built before they were recorded)."""
         try:
-            return tuple(BrokenFile.from_record(r) for r in self._read("errors.json"))
+            return tuple(BrokenFile.from_record(r) for r in _read(self.path / "errors.json"))
         except FileNotFoundError:
             return ()
 
     def write_errors(self, errors: Sequence[BrokenFile]) -> None:
-        self._write("errors.json", [e.record() for e in errors])
+        _write(self.path / "errors.json", [e.record() for e in errors])
 
     def files(self) -> dict[str, FileNote]:
         """Return the builder's note of each article file by path relative to the articles folder."""
-        return self._read(FILES)  # type: ignore[no-any-return]
+        return _read(self.path / FILES)  # type: ignore[no-any-return]
 
     def write_files(self, files: dict[str, FileNote]) -> None:
         """Write the builder's note, atomically: a published generation's note is rewritten in place."""
@@ -182,69 +302,57 @@ class Generation:
         shutil.copytree(source.whoosh, self.whoosh, ignore=shutil.ignore_patterns("*LOCK*"),
                         copy_function=_link_or_copy)
 
-    def term_counts(self) -> TermCounts:
-        """Return the per-field term counts."""
+    def vocab(self) -> dict[str, int]:
+        """Return the term of each column of the term counts."""
         text = (self.path / "vocab.txt").read_text(encoding="utf-8")
-        terms = text.split("\n") if text else []
-        counts = {name: sp.load_npz(self.path / f"tf_{name}.npz").tocsr() for name in FIELDS}
-        return TermCounts({t: i for i, t in enumerate(terms)}, counts)
+        return {t: i for i, t in enumerate(text.split("\n") if text else [])}
+
+    def write_vocab(self, vocab: dict[str, int]) -> None:
+        (self.path / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.__getitem__)), encoding="utf-8")
+
+    def term_counts(self) -> TermCounts:
+        """Return the per-field term counts of every row."""
+        vocab = self.vocab()
+        return TermCounts.stacked(vocab, [TermCounts(vocab, b.counts(len(vocab))) for b in self.blocks()])
 
     def write_term_counts(self, counts: TermCounts) -> None:
-        terms = sorted(counts.vocab, key=counts.vocab.__getitem__)
-        (self.path / "vocab.txt").write_text("\n".join(terms), encoding="utf-8")
-        for name, matrix in counts.counts.items():
-            sp.save_npz(self.path / f"tf_{name}.npz", matrix, compressed=False)
+        """Write term counts as this generation's one block (see ``Block``)."""
+        self.write_vocab(counts.vocab)
+        self.write_counts(counts.counts)
 
     # ----------------------------------------------------------------------- dense
 
     @property
     def has_vectors(self) -> bool:
-        return (self.path / "vectors.npy").exists()
+        blocks = self.blocks()
+        return bool(blocks) and all(b.has_vectors for b in blocks)
 
     def dense(self, *, title_weight: float = 0.3) -> DenseIndex:
-        """Return the passage vectors as a dense index."""
-        arrays = self.passages()
-        return DenseIndex(np.load(self.path / "vectors.npy"), arrays["owners"], arrays["kinds"], arrays["sections"],
+        """Return the passage vectors as a dense index, each block's memory-mapped."""
+        vectors, owners, kinds, sections = [], [], [], []
+        start = 0
+        for block in self.blocks():
+            arrays = block.passages()
+            vectors.append(block.vectors())
+            owners.append(arrays["owners"] + start)
+            kinds.append(arrays["kinds"])
+            sections.append(arrays["sections"])
+            start += int(arrays["owners"].max(initial=-1)) + 1  # every article has passages
+        return DenseIndex(vectors, np.concatenate(owners), np.concatenate(kinds), np.concatenate(sections),
                           title_weight=title_weight)
 
-    def passages(self) -> dict[str, np.ndarray]:
-        """Return each passage's ``owners`` (row of its article), ``kinds``, ``sections`` and text ``keys``."""
-        with np.load(self.path / "passages.npz") as arrays:
-            return {name: arrays[name] for name in arrays.files}
-
-    def vectors(self) -> np.ndarray:
-        """Return the passage vectors memory-mapped, read-only: a build copies rows without loading them all."""
-        return np.load(self.path / "vectors.npy", mmap_mode="r")  # type: ignore[no-any-return]
-
-    @contextlib.contextmanager
-    def vector_writer(self, rows: int, dim: int) -> Iterator[Callable[[np.ndarray], None]]:
-        """Yield a function that appends blocks of rows to ``vectors.npy``: the matrix is never whole in memory."""
-        with open(self.path / "vectors.npy", "wb") as handle:
-            np.lib.format.write_array_header_1_0(handle, {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-                "shape": (rows, dim)})
-
-            def write(block: np.ndarray) -> None:
-                handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
-
-            yield write
-
-    def write_passages(self, *, owners: np.ndarray, kinds: np.ndarray, sections: np.ndarray,
-                       keys: np.ndarray) -> None:
-        np.savez(self.path / "passages.npz", owners=owners, kinds=kinds, sections=sections, keys=keys)
-
     def drop_vectors(self) -> None:
-        """Remove the dense files (a build that lost its model half-way publishes a lexical-only index)."""
-        for name in ("vectors.npy", "passages.npz"):
-            (self.path / name).unlink(missing_ok=True)
+        """Remove the dense files of every block (a build that lost its model half-way goes lexical-only)."""
+        for block in self.blocks():
+            block.drop_vectors()
 
-    # ----------------------------------------------------------------------- JSON files
 
-    def _read(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text())
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text())
 
-    def _write(self, name: str, data: Any) -> None:
-        (self.path / name).write_text(json.dumps(data))
+
+def _write(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data))
 
 
 def _link_or_copy(source: str, target: str) -> None:

@@ -149,8 +149,9 @@ def test_manifest_records_every_file(corpus, tmp_path, fake_embedder):
     report = build_index(corpus, tmp_path / "ix", fake_embedder)
     folder = tmp_path / "ix" / report.generation
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["dense"] is True and "vectors.npy" in manifest["files"]
-    with open(folder / "vectors.npy", "r+b") as handle:
+    vectors = next(folder.rglob("vectors.npy"))  # a block's (see search.generation)
+    assert manifest["dense"] is True and str(vectors.relative_to(folder)) in manifest["files"]
+    with open(vectors, "r+b") as handle:
         handle.truncate(10)
     with pytest.raises(Exception, match="truncated"):
         SearchEngine(tmp_path / "ix", fake_embedder)
@@ -408,3 +409,30 @@ def test_a_repeated_random_state_never_corrupts_the_published_generation(corpus,
         engine = SearchEngine(tmp_path / "ix", fake_embedder)
         assert engine.generation == published.name
         assert engine.search("refund", mode="lexical").hits[0].slug == "refund-timescales"
+
+
+def test_an_edit_rewrites_only_its_block_and_links_the_others(corpus, tmp_path, fake_embedder, monkeypatch):
+    """Blocks without a changed article are hard links to the last generation's; the result is a fresh build's."""
+    monkeypatch.setattr("search.build.BLOCK_ROWS", 4)  # 12 articles: three blocks
+    first = build_index(corpus, tmp_path / "ix", fake_embedder)
+    before = IndexStore(tmp_path / "ix").current()
+    assert [n for _b, n in before.layout()] == [4, 4, 4]
+    edited = next(p for p in sorted(corpus.rglob("*.md")) if "refund" in p.read_text().lower())
+    edited.write_text(edited.read_text() + "\nRefunds for parcel lockers take a day longer.\n")
+    (corpus / "orders" / "extra.md").write_text("---\ntitle: Weekend delivery\n---\nWe deliver on Saturdays.\n")
+    second = build_index(corpus, tmp_path / "ix", fake_embedder)
+    assert second.published and second.added == 1 and second.changed == 1 and first.generation != second.generation
+    after = IndexStore(tmp_path / "ix").current()
+    assert sum(n for _b, n in after.layout()) == 13 and all(n <= 4 for _b, n in after.layout())
+    old_inodes = {(b.name, f.name): f.stat().st_ino for b in before.blocks() for f in b.path.iterdir()}
+    shared = [b for b in after.blocks() if all(old_inodes.get((b.name, f.name)) == f.stat().st_ino
+                                               for f in b.path.iterdir())]
+    assert len(shared) == 2  # the edited article's block is rewritten, the other two are linked
+    assert [slug for slug, _h in after.rows()] == [d.slug for d in after.docs()]
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    fresh = SearchEngine(tmp_path / "fresh", fake_embedder, pages=True) if build_index(
+        corpus, tmp_path / "fresh", fake_embedder).published else None
+    assert fresh is not None and set(engine.slugs()) == set(fresh.slugs())
+    assert engine.library.articles.keys() == fresh.library.articles.keys()
+    for query in ("parcel lockers refund", "weekend delivery saturday", "tracking number"):
+        assert [h.slug for h in engine.search(query).hits] == [h.slug for h in fresh.search(query).hits]
