@@ -24,6 +24,7 @@ class SearchService:
         self._embedder: Embedder | None = None
         self._embedder_made = False
         self._lock = threading.Lock()
+        self._embedder_lock = threading.Lock()
         self._checked = 0.0
 
     @property
@@ -36,11 +37,13 @@ class SearchService:
 
     def embedder(self) -> Embedder | None:
         """Return the configured embedder (created once, model loaded on first encode), or None."""
-        if not self._embedder_made:
-            injected = self.config.get("EMBEDDER")  # tests pass a fake embedder in the config
-            self._embedder = injected if injected is not None else make_embedder(
-                self.config["EMBEDDING_MODEL"], self.config["EMBEDDING_PRECISION"], self.config["EMBEDDING_THREADS"])
-            self._embedder_made = True
+        with self._embedder_lock:  # one embedder a process, however many threads ask first
+            if not self._embedder_made:
+                injected = self.config.get("EMBEDDER")  # tests pass a fake embedder in the config
+                self._embedder = injected if injected is not None else make_embedder(
+                    self.config["EMBEDDING_MODEL"], self.config["EMBEDDING_PRECISION"],
+                    self.config["EMBEDDING_THREADS"])
+                self._embedder_made = True
         return self._embedder
 
     def engine(self) -> SearchEngine:

