@@ -178,10 +178,23 @@ class Generation(Block):
     is one block itself (what a test writes by hand).
     """
 
+    def __init__(self, path: Path | str):
+        super().__init__(path)
+        self._manifest: dict[str, Any] | None = None
+
     # ----------------------------------------------------------------------- the manifest
 
     def manifest(self) -> dict[str, Any]:
-        """Return the manifest, checked to be of this format and to match every file's size."""
+        """Return the manifest, checked to be of this format and to match every file's size.
+
+        It is read and checked once a ``Generation``: the store checks it before handing the generation
+        out, and an engine then reads the model from it; a published generation never changes.
+        """
+        if self._manifest is None:
+            self._manifest = self._checked_manifest()
+        return self._manifest
+
+    def _checked_manifest(self) -> dict[str, Any]:
         try:
             data = json.loads((self.path / MANIFEST).read_text())
         except FileNotFoundError:
@@ -207,6 +220,7 @@ class Generation(Block):
         files = {str(p.relative_to(self.path)): p.stat().st_size
                  for p in sorted(self.path.rglob("*")) if p.is_file() and p.name != FILES}
         (self.path / MANIFEST).write_text(json.dumps({**meta, "format": FORMAT_VERSION, "files": files}, indent=1))
+        self._manifest = None
 
     # ----------------------------------------------------------------------- blocks
 
