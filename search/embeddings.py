@@ -131,7 +131,49 @@ def choose_embedder(model: str = "", precision: str = "auto", threads: int | Non
     return SentenceTransformerEmbedder(model or None, precision=precision, threads=threads)
 
 
-class SentenceTransformerEmbedder:
+class LazyModel:
+    """A model built by ``_build`` once, on first use, under a lock, with why it failed kept in ``error``.
+
+    It pickles its settings only (for a worker process): the model is built again there.
+    """
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self.error: str | None = None  # why the model could not be loaded, once it was tried
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def _load(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    try:
+                        self._model = self._build()
+                    except EmbedderUnavailable as exc:
+                        self.error = str(exc)
+                        raise
+        return self._model
+
+    def load(self) -> None:
+        """Load the model now (in a server, after the worker process has forked)."""
+        self._load()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (a server is ready for hybrid search)."""
+        return self._model is not None
+
+
+class SentenceTransformerEmbedder(LazyModel):
     """A sentence-transformers model loaded offline on first use, safe to share between threads.
 
     ``precision`` is ``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the
@@ -146,17 +188,7 @@ class SentenceTransformerEmbedder:
         self.precision = ("bfloat16" if _cpu_has_bf16() else "float32") if precision == "auto" else precision
         self.batch_size = batch_size
         self.threads = threads
-        self._model: Any = None
-        self.error: str | None = None  # why the model could not be loaded, once it was tried
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the settings only (for a worker process); the model loads again there."""
-        return {**self.__dict__, "_model": None, "_lock": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        super().__init__()
 
     @property
     def name(self) -> str:
@@ -170,17 +202,6 @@ class SentenceTransformerEmbedder:
         model = self._load()
         dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(dimension())
-
-    def _load(self) -> Any:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    try:
-                        self._model = self._build()
-                    except EmbedderUnavailable as exc:
-                        self.error = str(exc)
-                        raise
-        return self._model
 
     def _build(self) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -214,15 +235,6 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # any failure to load means "no model": say why, fall back
             raise EmbedderUnavailable(f"cannot load the embedding model: {exc}") from exc
         return model
-
-    def load(self) -> None:
-        """Load the model now (in a server, after the worker process has forked)."""
-        self._load()
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the model is in memory (a server is ready for hybrid search)."""
-        return self._model is not None
 
     def encode(self, texts: Sequence[str], *, progress: EncodeProgress | None = None) -> np.ndarray:
         model = self._load()

