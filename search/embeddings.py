@@ -88,12 +88,18 @@ class Embedder(Protocol):
 
 
 @functools.cache
-def _cpu_has_bf16() -> bool:
+def cpu_flags() -> frozenset[str]:
+    """Return this CPU's instruction-set flags (empty where /proc/cpuinfo cannot be read)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+        return frozenset()
+    return frozenset(next((line.partition(":")[2].split() for line in text.splitlines()
+                           if line.startswith("flags")), []))
+
+
+def _cpu_has_bf16() -> bool:
+    return not cpu_flags().isdisjoint({"avx512_bf16", "amx_bf16"})
 
 
 def packaged_model_dir() -> str:

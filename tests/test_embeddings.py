@@ -14,7 +14,7 @@ ROOT = Path(__file__).parent.parent
 def test_import_loads_no_library_and_reads_no_cpu_flags():
     """Importing search.embeddings neither opens libc nor reads /proc/cpuinfo: both wait for first use."""
     probe = ("import search.embeddings as e; "
-             "print(e._malloc_trim.cache_info().currsize, e._cpu_has_bf16.cache_info().currsize)")
+             "print(e._malloc_trim.cache_info().currsize, e.cpu_flags.cache_info().currsize)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).parent.parent, check=True,
                          capture_output=True, text=True).stdout
     assert out.split() == ["0", "0"]
@@ -46,8 +46,36 @@ def test_int8_vectors_agree_with_float32(real_embedder):
     fp32 = SentenceTransformerEmbedder(precision="float32").encode(texts)
     int8 = real_embedder.encode(texts)
     cosine = (fp32 * int8).sum(axis=1)
-    assert real_embedder.name.endswith("onnx-int8")
-    assert cosine.min() > 0.98 and cosine.mean() > 0.995, (cosine.min(), cosine.mean())
+    assert real_embedder.name.endswith(("onnx-int8", "onnx-int8r"))
+    # Integer products cost a little precision (0.994 mean measured here); nDCG is unchanged (README).
+    assert cosine.min() > 0.98 and cosine.mean() > 0.99, (cosine.min(), cosine.mean())
+
+
+@pytest.mark.model
+def test_the_int8_model_multiplies_integers_and_is_made_once(real_embedder, tmp_path):
+    """The packaged file computes in float32; the model served is rewritten to integer matrix products,
+    once per cache folder, and its 7-bit variant (for CPUs without VNNI) agrees with float32 too."""
+    import onnx
+
+    from search import SentenceTransformerEmbedder
+    from search.onnx import OnnxEmbedder, packaged_onnx_model, quantised_model
+
+    def integer_products(path):
+        return sum(n.op_type in {"MatMulInteger", "DynamicQuantizeMatMul"} for n in onnx.load(path).graph.node)
+
+    assert integer_products(packaged_onnx_model()) == 0
+    made = quantised_model(packaged_onnx_model(), tmp_path, reduce_range=True)
+    assert integer_products(made) == 36  # every weight product of the six layers
+    stamp = made.stat().st_mtime_ns
+    assert quantised_model(packaged_onnx_model(), tmp_path, reduce_range=True) == made
+    assert made.stat().st_mtime_ns == stamp and [p.name for p in tmp_path.iterdir()] == [made.name]
+    seven_bit = OnnxEmbedder(cache_dir=tmp_path)
+    seven_bit.reduce_range = True
+    assert seven_bit.name == "all-MiniLM-L6-v2/onnx-int8r"
+    texts = ["where is my parcel", "How long does a PayPal refund take? PayPal: within 24 hours.",
+             "Returns are free within 30 days of delivery; print the label from your account."]
+    cosine = (seven_bit.encode(texts) * SentenceTransformerEmbedder(precision="float32").encode(texts)).sum(axis=1)
+    assert cosine.min() > 0.97, cosine
 
 
 @pytest.mark.model
@@ -71,7 +99,9 @@ def test_threads_may_encode_at_once(real_embedder):
     import numpy as np
 
     texts = [f"where is my parcel number {n}, it was due on day {n % 7}" * (1 + n % 5) for n in range(64)]
-    alone = real_embedder.encode(texts)
+    alone = np.stack([real_embedder.encode([t])[0] for t in texts])
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(lambda t: real_embedder.encode([t])[0], texts))
     assert np.allclose(np.stack(together), alone, atol=1e-5)
+    # In a batch, activations share one int8 scale: a text's vector moves a little with its neighbours.
+    assert (real_embedder.encode(texts) * alone).sum(axis=1).min() > 0.99
