@@ -13,6 +13,7 @@ dot product (well under a millisecond).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import random
@@ -333,19 +334,22 @@ def _densest_window(text: str, terms: frozenset[str], surround: int) -> str:
         return text
     starts = sorted({t[:-1] if len(t) > 3 else t for t in terms}, key=len, reverse=True)
     pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, starts)) + ")", re.IGNORECASE)
-    found = [(m.start(), m.group(0).lower()) for m in pattern.finditer(text)]
-    if not found:
+    matches = list(pattern.finditer(text))
+    if not matches:
         return text[:2 * SNIPPET_CHARS]
-    best, best_count = found[0][0], 0
-    for i, (at, _word) in enumerate(found):
-        count = len({w for pos, w in found[i:] if pos < at + SNIPPET_CHARS})
+    positions = [m.start() for m in matches]
+    words = [m.group(0).lower() for m in matches]
+    best, best_count = positions[0], 0
+    for i, at in enumerate(positions):  # the matches within one excerpt of this one: a huge text stays linear
+        count = len(set(words[i:bisect.bisect_left(positions, at + SNIPPET_CHARS, lo=i)]))
         if count > best_count:
             best, best_count = at, count
     begin, end = max(0, best - surround), best + SNIPPET_CHARS + surround
     if begin:
         begin = text.find(" ", begin) + 1 or begin
     if end < len(text):
-        end = text.rfind(" ", begin, end) if text.rfind(" ", begin, end) > best else end
+        space = text.rfind(" ", begin, end)
+        end = space if space > best else end
     return text[begin:end]
 
 
