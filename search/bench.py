@@ -21,7 +21,7 @@ import psutil
 
 from .analysis import markdown_text
 from .build import Progress, build_index
-from .embeddings import Embedder
+from .embeddings import Embedder, read_cpuinfo
 from .engine import MODES, SearchEngine
 from .errors import InvalidArgument
 from .folder import load_corpus
@@ -110,18 +110,7 @@ CPU_FEATURES = {
 
 def cpu_info(cpuinfo: Path | str = "/proc/cpuinfo") -> dict[str, Any]:
     """Return the CPU a figure was measured on: model, core counts, and which vector instruction sets it has."""
-    model, flags = "unknown", set[str]()
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:  # not Linux: the model and flags are unknown, the core counts are not
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model == "unknown":
-            model = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
+    model, flags = read_cpuinfo(cpuinfo)  # not Linux: the model and flags are unknown, the core counts are not
     return {"model": model, "cores": psutil.cpu_count(logical=False), "threads": psutil.cpu_count(),
             **{name: any(f in flags for f in names) for name, names in CPU_FEATURES.items()}}
 

@@ -87,15 +87,27 @@ class Embedder(Protocol):
         ...
 
 
+def read_cpuinfo(path: Path | str = "/proc/cpuinfo") -> tuple[str, frozenset[str]]:
+    """Return the CPU's model name and instruction-set flags ("unknown" and none where they cannot be read)."""
+    model, flags = "unknown", frozenset[str]()
+    try:
+        text = Path(path).read_text()
+    except OSError:  # not Linux
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown":
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = frozenset(value.split())
+    return model, flags
+
+
 @functools.cache
 def cpu_flags() -> frozenset[str]:
-    """Return this CPU's instruction-set flags (empty where /proc/cpuinfo cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    return frozenset(next((line.partition(":")[2].split() for line in text.splitlines()
-                           if line.startswith("flags")), []))
+    """Return this CPU's instruction-set flags, read once."""
+    return read_cpuinfo()[1]
 
 
 def _cpu_has_bf16() -> bool:
