@@ -125,20 +125,27 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def rss_mb(pid: int) -> float:
-    """Return the resident memory of a process and all its descendants (gunicorn master and workers), in MB."""
+def memory_mb(pid: int) -> dict[str, float]:
+    """Return the memory of a process and all its descendants (gunicorn master and workers), in MB.
+
+    ``rss`` counts a page once per process that maps it, so pages the workers share (the model loaded
+    before fork, the memory-mapped index) are counted N times; ``pss`` divides each shared page among the
+    processes sharing it, so it is what the tree really costs; ``private`` is the largest one process's
+    memory of its own (USS).
+    """
     try:
         parent = psutil.Process(pid)
         processes = [parent, *parent.children(recursive=True)]
     except psutil.NoSuchProcess:  # the server is gone: nothing of it is resident
-        return 0.0
-    total = 0
+        return {"rss": 0.0, "pss": 0.0, "private": 0.0}
+    rss = pss = private = 0
     for process in processes:
         try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:  # a worker that ended since it was listed holds no memory
+            info = process.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # a worker that ended since it was listed
             continue
-    return round(total / 2**20, 1)
+        rss, pss, private = rss + info.rss, pss + info.pss, max(private, info.uss)
+    return {name: round(value / 2**20, 1) for name, value in (("rss", rss), ("pss", pss), ("private", private))}
 
 
 def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None, *, workers: int, threads: int,
@@ -176,7 +183,9 @@ def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None
         for kind in KINDS:
             drive(port, paths[kind][:50], 2, clients)  # warm up
             figures[kind] = drive(port, paths[kind], seconds, clients)
-        figures["server_rss_mb"] = rss_mb(server.pid)
+        memory = memory_mb(server.pid)
+        figures.update(server_rss_mb=memory["rss"], server_pss_mb=memory["pss"],
+                       worker_private_mb=memory["private"])
         return figures
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -227,7 +236,8 @@ def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_
     click.echo(describe_cpu(figures["cpu"], figures["embedder"]))
     if over_http:
         click.echo(f"{figures['articles']} articles, {workers} worker{'s' * (workers != 1)} x {threads} threads, "
-                   f"{clients} clients; server RSS {figures['server_rss_mb']} MB")
+                   f"{clients} clients; server RSS {figures['server_rss_mb']} MB, PSS {figures['server_pss_mb']} MB "
+                   f"(shared pages counted once), largest worker's own memory {figures['worker_private_mb']} MB")
         for kind in KINDS:
             f = figures[kind]
             click.echo(f"  {kind:<12} {f['rps']:>8} req/s  p50 {f['p50']} ms  p95 {f['p95']} ms  "

@@ -141,18 +141,22 @@ def test_library_errors_are_one_line_messages_in_every_command():
 
 
 def test_server_memory_counts_the_process_and_its_children():
-    """rss_mb adds up a process tree's resident memory, and a process that is gone has none."""
+    """memory_mb adds up a process tree's resident memory, and a process that is gone has none."""
     import os
     import subprocess
     import sys
+    import time
 
-    from kb_site.http_bench import rss_mb
+    from kb_site.http_bench import memory_mb
 
-    alone = rss_mb(os.getpid())
+    alone = memory_mb(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert rss_mb(os.getpid()) > alone > 0
+        time.sleep(0.5)  # the child's interpreter is up
+        both = memory_mb(os.getpid())
+        assert both["rss"] > alone["rss"] > 0 and both["pss"] > alone["pss"] > 0
+        assert 0 < both["pss"] <= both["rss"] and 0 < both["private"] <= both["pss"]
     finally:
         child.kill()
         child.wait()
-    assert rss_mb(child.pid) == 0.0
+    assert memory_mb(child.pid) == {"rss": 0.0, "pss": 0.0, "private": 0.0}
