@@ -49,7 +49,8 @@ class KbGroup(FlaskGroup):
 class Progress:
     """A click progress bar a stage, on standard error, for the library's progress callbacks."""
 
-    LABELS = {"read": "Reading articles", "analyse": "Indexing words", "embed": "Embedding passages"}
+    LABELS = {"read": "Reading articles", "analyse": "Indexing words", "embed": "Embedding passages",
+              "graph": "Linking passages"}
 
     def __init__(self) -> None:
         self.stage: str | None = None

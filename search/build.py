@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import ann
 from .articles import Article, ArticleError, load_article
 from .broken import BrokenFile
 from .dense import DenseIndex
@@ -165,7 +166,7 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
             old = _Previous()  # the last build had no model, or another one: every article needs new vectors
         scan = _scan(root, previous, old, progress)
         plan = _diff(root, scan, previous, old)
-        if plan.is_noop(old, embedder is not None):
+        if plan.is_noop(old, embedder is not None) and not _lacks_graph(old, embedder):
             assert old.generation is not None
             if scan.files != old.files:  # only timestamps moved: remember them, so next time reads nothing
                 old.generation.write_files(scan.files)
@@ -262,6 +263,16 @@ def _diff(root: Path, scan: _Scan, previous: _Previous, old: _Previous) -> _Plan
 _Row = tuple[int, int] | Article  # a row of a new block: (old block, row in it) carried over, or a fresh article
 
 
+def _needs_graph(generation: Generation) -> bool:
+    return sum(len(b.vectors()) for b in generation.blocks()) >= ann.MIN_PASSAGES
+
+
+def _lacks_graph(old: _Previous, embedder: Embedder | None) -> bool:
+    """Whether the last generation is large enough for a passage graph but has none (built before graphs)."""
+    return (embedder is not None and old.generation is not None and old.dense
+            and not old.generation.graph_path.exists() and _needs_graph(old.generation))
+
+
 def _write_generation(generation: Generation, old: _Previous, plan: _Plan, embedder: Embedder | None,
                       cache: EmbeddingCache, progress: Progress | None) -> tuple[int, bool]:
     """Write everything but the file notes: link untouched blocks, write new ones; return (embedded, dense)."""
@@ -308,7 +319,12 @@ def _write_generation(generation: Generation, old: _Previous, plan: _Plan, embed
             return 0, False
         if not rows:
             raise EmbedderUnavailable("nothing to embed")  # no articles at all: lexical-only is right
-        return _write_dense(written, old, plan, embedder, cache, progress), True
+        embedded = _write_dense(written, old, plan, embedder, cache, progress)
+        if _needs_graph(generation):
+            _tick(progress, "graph", 0, 1)
+            generation.write_graph(old.generation if old.dense else None)
+            _tick(progress, "graph", 1, 1)
+        return embedded, True
     except EmbedderUnavailable as exc:
         log.warning("building a lexical-only index: %s", exc)
         generation.drop_vectors()

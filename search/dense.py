@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analysis import markdown_text
+from .ann import Graph, spans
 from .articles import Article
 
 # all-MiniLM-L6-v2 reads at most 256 word pieces (~190 words). A section of up to MAX_CHUNK_WORDS is one
@@ -70,10 +71,11 @@ class DenseIndex:
 
     The vectors may come as consecutive blocks of rows (a generation's blocks, each memory-mapped from
     its file, so every process serving the index shares the same pages); they are never copied together.
+    With a ``graph`` (a large generation's, see ``ann``), only the candidate articles are scored.
     """
 
     def __init__(self, vectors: np.ndarray | Sequence[np.ndarray], owners: np.ndarray, kinds: np.ndarray,
-                 sections: np.ndarray, *, title_weight: float = 0.3):
+                 sections: np.ndarray, *, title_weight: float = 0.3, graph: Graph | None = None):
         parts = [vectors] if isinstance(vectors, np.ndarray) else list(vectors)
         self.blocks = [np.ascontiguousarray(v, dtype=np.float32) for v in parts if len(v)] or [
             np.ascontiguousarray(parts[0], dtype=np.float32) if parts else np.zeros((0, 0), np.float32)]
@@ -90,6 +92,8 @@ class DenseIndex:
         self._bounds = np.empty(2 * n_docs, dtype=np.int64)
         self._bounds[0::2], self._bounds[1::2] = title_starts, chunk_starts
         self._ends = np.append(title_starts[1:], len(owners)) if n_docs else np.zeros(0, np.int64)
+        self._block_starts = np.cumsum([0, *(len(b) for b in self.blocks)])
+        self.graph = graph
 
     @classmethod
     def build_arrays(cls, articles: Sequence[Article]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -110,9 +114,35 @@ class DenseIndex:
         """Return every passage vector as one matrix (a copy when there are several blocks)."""
         return self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
 
-    def passage_scores(self, query: np.ndarray) -> np.ndarray:
-        """Return the cosine similarity of every passage to a normalised query vector."""
+    def candidates(self, queries: np.ndarray, also: np.ndarray) -> np.ndarray | None:
+        """Return the articles worth scoring for these query vectors, sorted, or None when all are.
+
+        With a graph: the owners of the passages nearest to any of the queries, and the articles ``also``
+        named (the best lexical matches, whose dense score the fusion needs too).
+        """
+        if self.graph is None:
+            return None
+        rows = [self.graph.nearest_rows(query) for query in queries]
+        return np.union1d(self.owners[np.concatenate(rows)], np.asarray(also, dtype=np.int64))
+
+    def passage_scores(self, query: np.ndarray, docs: np.ndarray | None = None,
+                       out: np.ndarray | None = None) -> np.ndarray:
+        """Return the cosine similarity of every passage to a normalised query vector.
+
+        With ``docs`` (sorted article rows), only their passages are scored; the others are -1 (or keep
+        what ``out`` holds, when an array of an earlier call is given to fill in).
+        """
         query = query.astype(np.float32)
+        if docs is not None:
+            if out is None:
+                out = np.full(len(self.owners), -1.0, dtype=np.float32)
+            rows = spans(self._bounds[0::2][docs], self._ends[docs])
+            cuts = np.searchsorted(rows, self._block_starts)
+            for number, block in enumerate(self.blocks):
+                part = rows[cuts[number]:cuts[number + 1]]
+                if len(part):
+                    out[part] = block[part - self._block_starts[number]] @ query
+            return out
         if len(self.blocks) == 1:
             return self.blocks[0] @ query
         out = np.empty(sum(len(b) for b in self.blocks), dtype=np.float32)

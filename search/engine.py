@@ -266,7 +266,7 @@ class SearchEngine:
         text = clean_query(query)
         parsed = gen.lexical.parse(text)
         lexical = gen.lexical.scores(parsed)
-        dense_scores = passage_scores = None
+        dense_scores = passage_scores = vectors = scored = None
         fallback = False
         if mode != "lexical" and text:
             # A misspelt word means little to the model: the corrected query is encoded too, and each
@@ -277,9 +277,10 @@ class SearchEngine:
                 fallback = True
             else:
                 assert gen.dense is not None
-                passage_scores = gen.dense.passage_scores(vectors[0])
-                for vector in vectors[1:]:
-                    np.maximum(passage_scores, gen.dense.passage_scores(vector), out=passage_scores)
+                # A large index's graph names the articles worth scoring; the best lexical ones are scored
+                # too, so the fusion sees their meaning as well.
+                scored = gen.dense.candidates(vectors, fusion.top_k(lexical, self.config.pool))
+                passage_scores = _passage_scores(gen.dense, vectors, scored)
                 dense_scores = gen.dense.scores(passage_scores)
         matched = lexical > 0
         if dense_scores is not None:
@@ -300,6 +301,10 @@ class SearchEngine:
         total = int(np.count_nonzero(matched))
         ranked = fusion.top_k(np.where(matched, score, -np.inf), min(offset + limit, total))
         page = ranked[offset:]
+        if scored is not None and gen.dense is not None and vectors is not None:
+            unscored = np.setdiff1d(page, scored)  # shown, but not among the candidates: find its best section
+            if len(unscored):
+                _passage_scores(gen.dense, vectors, unscored, passage_scores)
         hits = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores) for d in page]
         return SearchResults(query=text, mode=mode, hits=hits, total=total, suggestion=parsed.suggestion,
                              fallback=fallback, took_ms=(time.perf_counter() - started) * 1000,
@@ -325,6 +330,16 @@ class SearchEngine:
             snippet=snippet, score=float(score[doc]), lexical_score=float(lexical[doc]),
             dense_score=float(dense[doc]) if dense is not None else None,
         )
+
+
+def _passage_scores(dense: DenseIndex, vectors: np.ndarray, docs: np.ndarray | None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Return each passage's best similarity to any of the query vectors (only ``docs``' passages, if given,
+    written into ``out``, if given)."""
+    out = dense.passage_scores(vectors[0], docs, out)
+    for vector in vectors[1:]:
+        np.maximum(out, dense.passage_scores(vector, docs), out=out)
+    return out
 
 
 def hit_dict(hit: Hit) -> dict[str, Any]:

@@ -17,6 +17,7 @@ Only this module knows the files' names and formats. Layout of a generation fold
         tf_<field>.npz          per-field term counts, from which BM25F is computed on open
         vectors.npy             passage vectors, memory-mapped when served: workers share the pages
         passages.npz            each passage's owner (row in the block), kind, section and text key
+    graph.usearch               a large generation's passage graph (see ``ann``), memory-mapped when served
 
 A generation written by another ``FORMAT_VERSION`` is refused on open (``IndexCorrupt``); a build then
 starts from scratch instead of carrying anything over.
@@ -37,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .analysis import markdown_text
+from .ann import Graph, keys_of, open_graph, write_graph
 from .articles import Article
 from .broken import BrokenFile
 from .dense import DenseIndex
@@ -341,9 +343,13 @@ class Generation(Block):
         blocks = self.blocks()
         return bool(blocks) and all(b.has_vectors for b in blocks)
 
+    @property
+    def graph_path(self) -> Path:
+        return self.path / "graph.usearch"
+
     def dense(self, *, title_weight: float = 0.3) -> DenseIndex:
-        """Return the passage vectors as a dense index, each block's memory-mapped."""
-        vectors, owners, kinds, sections = [], [], [], []
+        """Return the passage vectors as a dense index, each block's memory-mapped, with the graph if any."""
+        vectors, owners, kinds, sections, keys = [], [], [], [], []
         start = 0
         for block in self.blocks():
             arrays = block.passages()
@@ -351,14 +357,25 @@ class Generation(Block):
             owners.append(arrays["owners"] + start)
             kinds.append(arrays["kinds"])
             sections.append(arrays["sections"])
+            keys.append(arrays["keys"])
             start += int(arrays["owners"].max(initial=-1)) + 1  # every article has passages
+        graph = None
+        if self.graph_path.exists():
+            graph = Graph(open_graph(self.graph_path), keys_of(np.concatenate(keys)))
         return DenseIndex(vectors, np.concatenate(owners), np.concatenate(kinds), np.concatenate(sections),
-                          title_weight=title_weight)
+                          title_weight=title_weight, graph=graph)
+
+    def write_graph(self, previous: Generation | None) -> tuple[int, int]:
+        """Write the passage graph, starting from the previous generation's; return (added, removed)."""
+        blocks = self.blocks()
+        return write_graph(self.graph_path, [keys_of(b.passages()["keys"]) for b in blocks],
+                           [b.vectors() for b in blocks], previous.graph_path if previous is not None else None)
 
     def drop_vectors(self) -> None:
         """Remove the dense files of every block (a build that lost its model half-way goes lexical-only)."""
         for block in self.blocks():
             block.drop_vectors()
+        self.graph_path.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> Any:

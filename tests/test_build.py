@@ -436,3 +436,54 @@ def test_an_edit_rewrites_only_its_block_and_links_the_others(corpus, tmp_path, 
     assert engine.library.articles.keys() == fresh.library.articles.keys()
     for query in ("parcel lockers refund", "weekend delivery saturday", "tracking number"):
         assert [h.slug for h in engine.search(query).hits] == [h.slug for h in fresh.search(query).hits]
+
+
+def test_a_large_index_searches_through_its_graph_and_updates_it_in_place(corpus, tmp_path, real_embedder,
+                                                                          monkeypatch):
+    """Above ann.MIN_PASSAGES the build writes a passage graph; the engine then scores only the graph's
+    candidates (and the best lexical matches) and ranks as an exact scan does; an edit updates the graph."""
+    import numpy as np
+
+    from search import SearchConfig, ann
+
+    config = SearchConfig(pool=3)  # with 12 articles, the best lexical matches alone would be all of them
+    exact = SearchEngine(tmp_path / "exact", real_embedder, config) if build_index(
+        corpus, tmp_path / "exact", real_embedder).published else None
+    assert exact is not None and not IndexStore(tmp_path / "exact").current().graph_path.exists()
+    build_index(corpus, tmp_path / "ix", real_embedder)
+    assert not build_index(corpus, tmp_path / "ix", real_embedder).published  # nothing changed...
+    monkeypatch.setattr(ann, "MIN_PASSAGES", 1)
+    monkeypatch.setattr(ann, "CANDIDATES", 6)  # fewer than the corpus's passages: only some articles are scored
+    changes = []
+    monkeypatch.setattr("search.generation.write_graph", lambda *a: changes.append(ann.write_graph(*a)) or
+                        changes[-1])
+    assert build_index(corpus, tmp_path / "ix", real_embedder).published  # ...but now it should have a graph
+    generation = IndexStore(tmp_path / "ix").current()
+    passages = np.concatenate([b.passages()["keys"] for b in generation.blocks()])
+    graph = ann.open_graph(generation.graph_path)
+    assert sorted(np.asarray(graph.keys).tolist()) == sorted(set(ann.keys_of(passages).tolist()))
+    assert changes == [(len(set(passages.tolist())), 0)]
+    engine = SearchEngine(tmp_path / "ix", real_embedder, config)
+    assert engine._gen.dense is not None and engine._gen.dense.graph is not None
+    vector = engine.encode_query("how long does a refund take")
+    assert vector is not None
+    scored = engine._gen.dense.candidates(vector, np.zeros(0, np.int64))
+    assert scored is not None and 0 < len(scored) < engine.articles
+    for query in ("how long does a refund take", "where is my parcel", "change my delivery address",
+                  "SKU-4471 battery", "opening hours"):
+        assert [h.slug for h in engine.search(query).hits[:3]] == [h.slug for h in exact.search(query).hits[:3]]
+        assert [h.anchor for h in engine.search(query).hits[:3]] == [h.anchor for h in exact.search(query).hits[:3]]
+
+    edited = next(p for p in sorted(corpus.rglob("*.md")) if "refund" in p.read_text().lower())
+    edited.write_text(edited.read_text() + "\n## Gift cards\n\nA gift card bought by mistake is refunded to the "
+                      "card it was paid with, within ten working days.\n")
+    build_index(corpus, tmp_path / "ix", real_embedder)
+    added, removed = changes[-1]
+    assert 1 <= added <= 3 and removed <= 2  # the new section (and a changed title passage), not the whole graph
+    generation = IndexStore(tmp_path / "ix").current()
+    passages = np.concatenate([b.passages()["keys"] for b in generation.blocks()])
+    assert sorted(np.asarray(ann.open_graph(generation.graph_path).keys).tolist()) == sorted(
+        set(ann.keys_of(passages).tolist()))
+    engine.refresh()
+    top = engine.search("gift card bought by mistake", mode="dense").hits[0]
+    assert top.slug == load_article(edited, corpus).slug and top.section == "Gift cards"
