@@ -101,7 +101,7 @@ class _Opened:
     rows: dict[str, int]
     category_names: list[str]
     category_codes: np.ndarray
-    article_vectors: np.ndarray | None = None
+    article_vectors: list[np.ndarray] | None = None  # each block's, memory-mapped
     mismatch: str | None = None  # why its vectors are not used: another model embedded them
     related: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # computed once a generation
 
@@ -151,7 +151,7 @@ class SearchEngine:
                         "lexical search until 'kb index' re-embeds it")
             log.warning("%s: %s", generation.name, mismatch)
             dense = None
-        vectors = dense.article_vectors() if dense is not None and self.pages else None
+        vectors = generation.article_vector_blocks() if dense is not None and self.pages else None
         return _Opened(generation.name, docs, lexical, dense, categories, library, rows, names, codes, vectors,
                        mismatch)
 
@@ -188,7 +188,10 @@ class SearchEngine:
         if row is None:
             return []
         if gen.article_vectors is not None:
-            similarity = gen.article_vectors @ gen.article_vectors[row]
+            starts = np.cumsum([0, *(len(b) for b in gen.article_vectors)])
+            block = int(np.searchsorted(starts, row, side="right")) - 1
+            mine = np.asarray(gen.article_vectors[block][row - starts[block]])
+            similarity = np.concatenate([b @ mine for b in gen.article_vectors])
         else:  # no vectors: articles sharing the most title words, then the same category
             parsed = gen.lexical.parse(gen.docs[row].title)
             similarity = gen.lexical.scores(parsed) + (gen.categories == gen.categories[row]) * 1e-3

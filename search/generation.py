@@ -17,6 +17,7 @@ Only this module knows the files' names and formats. Layout of a generation fold
         tf_<field>.npz          per-field term counts, from which BM25F is computed on open
         vectors.npy             passage vectors, memory-mapped when served: workers share the pages
         passages.npz            each passage's owner (row in the block), kind, section and text key
+        articles.npy            one vector per article (its passages' normalised mean), for related articles
     graph.usearch               a large generation's passage graph (see ``ann``), memory-mapped when served
 
 A generation written by another ``FORMAT_VERSION`` is refused on open (``IndexCorrupt``); a build then
@@ -160,10 +161,16 @@ class Block:
     def write_passages(self, *, owners: np.ndarray, kinds: np.ndarray, sections: np.ndarray,
                        keys: np.ndarray) -> None:
         np.savez(self.path / "passages.npz", owners=owners, kinds=kinds, sections=sections, keys=keys)
+        np.save(self.path / "articles.npy", self.dense().article_vectors())
+
+    def article_vectors(self) -> np.ndarray:
+        """Return one vector per article, memory-mapped (computed from the passages in a block without them)."""
+        path = self.path / "articles.npy"
+        return np.load(path, mmap_mode="r") if path.exists() else self.dense().article_vectors()
 
     def drop_vectors(self) -> None:
         """Remove the dense files (a build that lost its model half-way publishes a lexical-only index)."""
-        for name in ("vectors.npy", "passages.npz"):
+        for name in ("vectors.npy", "passages.npz", "articles.npy"):
             (self.path / name).unlink(missing_ok=True)
 
     def dense(self, *, title_weight: float = 0.3) -> DenseIndex:
@@ -364,6 +371,10 @@ class Generation(Block):
             graph = Graph(open_graph(self.graph_path), keys_of(np.concatenate(keys)))
         return DenseIndex(vectors, np.concatenate(owners), np.concatenate(kinds), np.concatenate(sections),
                           title_weight=title_weight, graph=graph)
+
+    def article_vector_blocks(self) -> list[np.ndarray]:
+        """Return each block's article vectors (see ``Block.article_vectors``), in row order."""
+        return [block.article_vectors() for block in self.blocks()]
 
     def write_graph(self, previous: Generation | None) -> tuple[int, int]:
         """Write the passage graph, starting from the previous generation's; return (added, removed)."""

@@ -487,3 +487,28 @@ def test_a_large_index_searches_through_its_graph_and_updates_it_in_place(corpus
     engine.refresh()
     top = engine.search("gift card bought by mistake", mode="dense").hits[0]
     assert top.slug == load_article(edited, corpus).slug and top.section == "Gift cards"
+
+
+def test_related_articles_come_from_each_blocks_stored_article_vectors(corpus, tmp_path, fake_embedder,
+                                                                       monkeypatch):
+    """Each block stores its articles' mean vectors (memory-mapped when served, so the passage vectors
+    are not all read at open); related articles across blocks match the passages' means, after edits too."""
+    import numpy as np
+
+    monkeypatch.setattr("search.build.BLOCK_ROWS", 4)
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    edited = next(p for p in sorted(corpus.rglob("*.md")) if "refund" in p.read_text().lower())
+    edited.write_text(edited.read_text() + "\nRefunds for parcel lockers take a day longer.\n")
+    build_index(corpus, tmp_path / "ix", fake_embedder)
+    generation = IndexStore(tmp_path / "ix").current()
+    stored = generation.article_vector_blocks()
+    assert len(stored) == 3 and all(isinstance(b, np.memmap) for b in stored)
+    means = generation.dense().article_vectors()  # computed from every passage vector
+    assert np.allclose(np.concatenate(stored), means, atol=1e-6)
+    engine = SearchEngine(tmp_path / "ix", fake_embedder, pages=True)
+    slugs = engine.slugs()
+    for row, slug in enumerate(slugs):
+        similarity = means @ means[row]
+        similarity[row] = -np.inf
+        expected = [slugs[i] for i in np.argsort(-similarity, kind="stable")[:3]]
+        assert engine.related(slug, limit=3) == expected
