@@ -7,6 +7,7 @@ and the article watcher run in their own processes, and each worker loads the mo
 from __future__ import annotations
 
 import contextvars
+import gc
 import logging
 import multiprocessing
 import os
@@ -208,9 +209,6 @@ def post_fork(_server: Any, worker: Any) -> None:
     # The watcher and delivery processes are the arbiter's children, not this worker's: forgotten here,
     # or multiprocessing's exit handler tries to join them when the worker stops, and fails with a traceback.
     multiprocessing.process._children.clear()  # type: ignore[attr-defined]
-    if not app.config["EMBEDDING_THREADS"]:
-        # Each worker gets its share of the cores: N workers each using every core just thrash.
-        app.config["EMBEDDING_THREADS"] = max(1, (os.cpu_count() or 1) // int(app.config.get("SERVE_WORKERS", 1)))
 
     def warm() -> None:
         with app.app_context():
@@ -224,15 +222,37 @@ def post_fork(_server: Any, worker: Any) -> None:
     threading.Thread(target=warm, name="kb-warm", daemon=True).start()
 
 
+def preload() -> None:
+    """Open the published index in the arbiter, before the workers are forked, so they share its pages.
+
+    The arrays (term weights, article vectors) and the objects (docs, article records) are read once
+    here; each worker sees them copy-on-write, and ``gc.freeze`` keeps the collector from writing to
+    every object's header (which would copy every page). The model is not loaded here: ONNX Runtime's
+    threads do not survive a fork, so each worker loads it after. A newer generation is opened by each
+    worker on its own, as before.
+    """
+    try:
+        service().engine()
+    except SearchError as exc:  # no index yet, or a broken one: each worker opens (and reports) it itself
+        log.info("index not opened before the workers start: %s", exc)
+        return
+    gc.collect()
+    gc.freeze()
+
+
 def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Run the site on gunicorn until interrupted."""
     from .db import database
 
     app.config["SERVE_WORKERS"] = workers
     app.config["SERVE_THREADS"] = threads
+    if not app.config["EMBEDDING_THREADS"]:
+        # Each worker gets its share of the cores: N workers each using every core just thrash.
+        app.config["EMBEDDING_THREADS"] = max(1, (os.cpu_count() or 1) // workers)
 
     with app.app_context():
         database().engine.dispose()  # no connection crosses the fork
+        preload()
     options = {
         "bind": f"{host}:{port}", "workers": workers,
         "worker_class": "kb_site.serve.Worker", "asgi_lifespan": "off", "keepalive": 5, "timeout": 60,

@@ -183,7 +183,8 @@ def test_every_visitor_gets_a_session_and_can_send_a_form(served):
 
 @pytest.mark.model
 def test_workers_serve_hybrid_search_without_torch(tmp_path, corpus):
-    """With the default int8 model, kb serve's workers answer hybrid searches and never load torch."""
+    """With the default int8 model, kb serve's workers answer hybrid searches and never load torch; the
+    index they search was opened in the arbiter before the fork."""
     import psutil
 
     with serving_process(tmp_path, corpus, KB_EMBEDDING_MODEL="") as (base, process):
@@ -196,6 +197,10 @@ def test_workers_serve_hybrid_search_without_torch(tmp_path, corpus):
             mapped = {m.path for m in worker.memory_maps()}
             assert not [p for p in mapped if "/torch/" in p], f"worker {worker.pid} loaded torch"
         assert any("onnxruntime" in p for w in workers for p in {m.path for m in w.memory_maps()})
+        # The arbiter opened the index before forking (the workers share its pages), but no model.
+        arbiter = {m.path for m in psutil.Process(process.pid).memory_maps()}
+        assert any(p.endswith("/articles.npy") for p in arbiter), "the index was not opened before the fork"
+        assert not [p for p in arbiter if "onnxruntime" in p or "/torch/" in p]
 
 
 def test_stopping_kb_serve_leaves_no_traceback(tmp_path, corpus):
