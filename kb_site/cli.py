@@ -23,7 +23,8 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from search import BuildReport, SearchError, build_index
 from search.check import check_articles
 from search.engine import MODES, SearchEngine, hit_dict
-from search.evaluate import METRICS, evaluate, load_queries
+from search.evaluate import METRICS, evaluate, gap_report, load_queries
+from search.evaluate import withhold as withhold_articles
 
 from . import create_app
 from .config import ConfigError, search_config
@@ -161,16 +162,24 @@ def check_command(directory: Path | None) -> None:
               help="Folder of articles (default: KB_ARTICLES_DIR).")
 @click.option("--queries", "queries_file", required=True, type=click.Path(dir_okay=False, exists=True,
               path_type=Path), help='JSON lines: {"query": "...", "relevant": ["slug", ...]}.')
+@click.option("--withhold", default=0.2, show_default=True, type=click.FloatRange(0, 0.9),
+              help="Also search an index without this share of the articles (the same ones each run) and "
+                   "measure the shown result sets: answerable queries should show a relevant article, "
+                   "unanswerable ones nothing. 0: skip.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--min-ndcg", type=click.FloatRange(0, 1), help="Fail when hybrid nDCG@10 is below this.")
 @with_appcontext
-def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, min_ndcg: float | None) -> None:
-    """Measure lexical, dense and hybrid ranking quality on labelled queries."""
+def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float, as_json: bool,
+                 min_ndcg: float | None) -> None:
+    """Measure lexical, dense and hybrid ranking quality on labelled queries, and honest result sets."""
     svc = service()
     queries = load_queries(queries_file)
+    root = articles_dir or svc.articles_dir
+    cache = svc.index_dir / "embeddings.sqlite"
+    gaps = None
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as tmp:
-        report = build(articles_dir or svc.articles_dir, Path(tmp), cache_path=svc.index_dir / "embeddings.sqlite")
-        engine = SearchEngine(tmp, svc.embedder(), search_config(svc.config))
+        report = build(root, Path(tmp) / "all", cache_path=cache)
+        engine = SearchEngine(Path(tmp) / "all", svc.embedder(), search_config(svc.config))
         known = set(engine.slugs())
         for query in queries:
             for slug in sorted(query.relevant - known):
@@ -181,13 +190,24 @@ def eval_command(articles_dir: Path | None, queries_file: Path, as_json: bool, m
             return lambda query: [h.slug for h in engine.search(query, limit=10, mode=mode).hits]
 
         scores = {mode: evaluate(ranking(mode), queries) for mode in modes}
+        if withhold:
+            withheld_articles = withhold_articles(root, Path(tmp) / "articles", withhold)
+            build(Path(tmp) / "articles", Path(tmp) / "part", cache_path=cache)
+            part = SearchEngine(Path(tmp) / "part", svc.embedder(), search_config(svc.config))
+            gaps = {"withheld": len(withheld_articles), **gap_report(
+                lambda q: [h.slug for h in part.search(q, limit=100).hits], queries, set(part.slugs()))}
     if as_json:
-        click.echo(json.dumps({"articles": report.articles, "queries": len(queries), "modes": scores}))
+        click.echo(json.dumps({"articles": report.articles, "queries": len(queries), "modes": scores,
+                               **({"gaps": gaps} if gaps else {})}))
     else:
         click.echo(f"{report.articles} articles, {len(queries)} queries\n")
         click.echo("mode     " + "".join(f"{m:>11}" for m in METRICS))
         for mode, values in scores.items():
             click.echo(f"{mode:<9}" + "".join(f"{values[m]:>11.4f}" for m in METRICS))
+        if gaps:
+            click.echo(f"\nwithout {gaps['withheld']} articles: {gaps['answerable']} answerable queries, "
+                       f"{gaps['answerable_shown']} with a relevant result shown; {gaps['unanswerable']} "
+                       f"unanswerable, {gaps['unanswerable_empty']} with no result shown")
     if min_ndcg is not None:
         hybrid = scores.get("hybrid", scores["lexical"])["ndcg@10"]
         if hybrid < min_ndcg:

@@ -1,13 +1,17 @@
-"""Ranking quality: nDCG@k, MRR@k, Recall@k and Hit@1 over labelled queries (binary relevance)."""
+"""Ranking quality: nDCG@k, MRR@k, Recall@k and Hit@1 over labelled queries (binary relevance); how honest
+the shown result sets are, with some articles withheld."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .articles import ArticleError, load_article
 from .errors import SearchError
 
 
@@ -84,3 +88,42 @@ def evaluate(rank: Callable[[str], Sequence[str]], queries: Sequence[LabelledQue
         for name, value in score_ranking(rank(query.query), query.relevant).items():
             totals[name] += value
     return {name: round(total / len(queries), 4) if queries else 0.0 for name, total in totals.items()}
+
+
+def withhold(articles_dir: Path | str, target: Path | str, fraction: float) -> set[str]:
+    """Copy an articles folder to ``target`` without a deterministic ``fraction`` of its articles; return the
+    withheld articles' slugs. The same files are withheld on every run: those first by the SHA-256 of their
+    path in the folder."""
+    root = Path(articles_dir)
+    files = sorted(root.rglob("*.md"), key=lambda p: hashlib.sha256(p.relative_to(root).as_posix().encode()).digest())
+    left_out = {p.resolve() for p in files[:round(fraction * len(files))]}
+    shutil.copytree(root, target, ignore=lambda folder, names: [
+        n for n in names if (Path(folder) / n).resolve() in left_out])
+    slugs = set()
+    for path in left_out:
+        try:
+            slugs.add(load_article(path, root).slug)
+        except ArticleError:  # a broken file is not indexed either way
+            continue
+    return slugs
+
+
+def gap_report(shown: Callable[[str], Sequence[str]], queries: Sequence[LabelledQuery],
+               available: set[str]) -> dict[str, float | int | None]:
+    """Return how honest the shown result sets are over an index holding only the ``available`` articles.
+
+    A query none of whose relevant articles is available is unanswerable: it should show no result.
+    An answerable one should show a relevant article among its results (``shown(query)``, every one).
+    """
+    answerable = shown_right = unanswerable = empty = 0
+    for query in queries:
+        results = set(shown(query.query))
+        if query.relevant & available:
+            answerable += 1
+            shown_right += bool(results & query.relevant)
+        else:
+            unanswerable += 1
+            empty += not results
+    return {"answerable": answerable, "unanswerable": unanswerable,
+            "answerable_shown": round(shown_right / answerable, 4) if answerable else None,
+            "unanswerable_empty": round(empty / unanswerable, 4) if unanswerable else None}

@@ -65,12 +65,35 @@ def test_eval_json_has_exactly_the_documented_shape(runner, tmp_path):
     result = runner.invoke(args=["eval", "--articles", str(CORPUS), "--queries", str(queries), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"articles", "queries", "modes"}
+    assert set(data) == {"articles", "queries", "modes", "gaps"}
     assert data["articles"] == 12 and data["queries"] == 2
+    assert set(data["gaps"]) == {"withheld", "answerable", "unanswerable", "answerable_shown", "unanswerable_empty"}
+    assert data["gaps"]["withheld"] == 3 and data["gaps"]["answerable"] + data["gaps"]["unanswerable"] == 2
     assert set(data["modes"]) == {"lexical", "dense", "hybrid"}
     for metrics in data["modes"].values():
         assert set(metrics) == {"ndcg@10", "mrr@10", "recall@5", "recall@10", "hit@1"}
     assert data["modes"]["lexical"]["hit@1"] == 1.0
+
+
+def test_withheld_articles_are_the_same_each_run_and_make_queries_unanswerable(tmp_path):
+    """withhold leaves out the same share of files every time; gap_report counts a query whose relevant
+    articles are all withheld as unanswerable, and checks what each kind of query shows."""
+    from search.evaluate import LabelledQuery, gap_report, withhold
+
+    first = withhold(CORPUS, tmp_path / "a", 0.25)
+    again = withhold(CORPUS, tmp_path / "b", 0.25)
+    assert first == again and len(first) == 3
+    assert {p.name for p in (tmp_path / "a").rglob("*.md")} == {p.name for p in (tmp_path / "b").rglob("*.md")}
+    assert len(list((tmp_path / "a").rglob("*.md"))) == len(list(CORPUS.rglob("*.md"))) - 3
+    bundled = Path(__file__).parent.parent / "articles"
+    withhold(bundled, tmp_path / "c", 0.2)  # category files stay, whichever articles go
+    assert len(list((tmp_path / "c").rglob("_category.yml"))) == len(list(bundled.rglob("_category.yml"))) > 0
+    gone = sorted(first)[0]
+    queries = [LabelledQuery("a", frozenset({"kept"})), LabelledQuery("b", frozenset({"kept", gone})),
+               LabelledQuery("c", frozenset({gone})), LabelledQuery("d", frozenset({gone}))]
+    shown = {"a": ["kept"], "b": ["other"], "c": [], "d": ["kept"]}
+    assert gap_report(lambda q: shown[q], queries, {"kept", "other"}) == {
+        "answerable": 2, "unanswerable": 2, "answerable_shown": 0.5, "unanswerable_empty": 0.5}
 
 
 def test_eval_min_ndcg_fails_below_threshold(runner, tmp_path):
