@@ -61,7 +61,7 @@ def write_graph(target: Path, keys: Sequence[np.ndarray], vectors: Sequence[np.n
     every = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
     unique, first = np.unique(every, return_index=True)  # a text in two articles is one point of the graph
     graph = None
-    gone = np.zeros(0, np.uint64)
+    had = gone = np.zeros(0, np.uint64)
     if previous is not None and previous.exists():
         try:
             graph = Index.restore(str(previous))  # a copy in memory, to change
@@ -75,12 +75,10 @@ def write_graph(target: Path, keys: Sequence[np.ndarray], vectors: Sequence[np.n
             graph = None
     if graph is None:
         graph = Index(ndim=vectors[0].shape[1], metric="ip", dtype="i8", connectivity=16, expansion_add=128)
-        gone = np.zeros(0, np.uint64)
-        fresh = np.ones(len(unique), dtype=bool)
-    else:
-        fresh = ~np.isin(unique, np.asarray(graph.keys, dtype=np.uint64), assume_unique=True)
-        if len(gone):
-            graph.remove(gone)
+        had = gone = np.zeros(0, np.uint64)
+    elif len(gone):
+        graph.remove(gone)
+    fresh = ~np.isin(unique, had, assume_unique=True)  # the keys the graph lacks
     rows = np.sort(first[fresh])  # rows of the generation whose vectors the graph lacks
     starts = np.cumsum([0, *(len(v) for v in vectors)])
     for number, block in enumerate(vectors):
