@@ -33,6 +33,25 @@ def browser():
         chromium.close()
 
 
+def closing(app):
+    """The application with each response closed however werkzeug's test server leaves it.
+
+    When a browser drops a connection mid-response (a cancelled favicon), werkzeug's
+    development server abandons the response without closing it, and the open file is
+    reported later, during whichever test runs then. gunicorn closes responses itself.
+    """
+
+    def serve(environ, start_response):
+        response = app(environ, start_response)
+        try:
+            yield from response
+        finally:
+            if hasattr(response, "close"):
+                response.close()
+
+    return serve
+
+
 class Live:
     """The site on a local port, with its application for looking into the database."""
 
@@ -46,7 +65,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
     articles = tmp_path / "articles"
     shutil.copytree(ROOT / "articles", articles)
     app = make_site(tmp_path, articles, HashingEmbedder(), CONTACT_MIN_SECONDS=0, BASE_URL="")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, closing(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
