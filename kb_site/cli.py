@@ -123,15 +123,17 @@ def search_command(query: str, limit: int, category: str | None, mode: str, as_j
         click.echo(json.dumps({
             "query": results.query, "mode": results.mode, "total": results.total,
             "suggestion": results.suggestion, "fallback": results.fallback,
-            "hits": [hit_dict(h) for h in results.hits],
+            "hits": [hit_dict(h) for h in results.hits], "nearest": [hit_dict(h) for h in results.nearest],
         }, indent=1))
         return
     if results.fallback:
         click.echo("Semantic search is unavailable; these are lexical results only.", err=True)
     if results.suggestion:
-        click.echo(f"Did you mean: {results.suggestion}")
+        click.echo(f"Showing results for: {results.suggestion}")
     click.echo(f"{results.total} matching articles ({results.took_ms:.1f} ms)")
-    for rank, hit in enumerate(results.hits, 1):
+    if results.nearest:
+        click.echo("No article answers this with confidence. These might help:")
+    for rank, hit in enumerate(results.hits or results.nearest, 1):
         dense = f"{hit.dense_score:.3f}" if hit.dense_score is not None else "-"
         click.echo(f"\n{rank:2}. {click.style(hit.title, bold=True)}  {hit.url}")
         click.echo(f"    score {hit.score:.3f}  (bm25f {hit.lexical_score:.3f}, semantic {dense})"
@@ -187,7 +189,8 @@ def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float,
         modes = [m for m in ("lexical", "dense", "hybrid") if m == "lexical" or report.dense]
 
         def ranking(mode: str) -> Callable[[str], list[str]]:
-            return lambda query: [h.slug for h in engine.search(query, limit=10, mode=mode).hits]
+            # The ranking itself: every candidate in order, whether or not it would be shown as a result.
+            return lambda query: [h.slug for h in engine.search(query, limit=10, mode=mode, honest=False).hits]
 
         scores = {mode: evaluate(ranking(mode), queries) for mode in modes}
         if withhold:

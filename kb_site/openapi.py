@@ -35,6 +35,8 @@ def spec(version: str) -> dict[str, Any]:
                                                                   "maximum": 10000, "default": 0}},
                     {"name": "mode", "in": "query", "schema": {"enum": ["hybrid", "lexical", "dense"],
                                                                 "default": "hybrid"}},
+                    {"name": "spell", "in": "query", "schema": {"enum": ["0", "1"], "default": "1"},
+                     "description": "0: search for the words as typed, without correcting a misspelt one."},
                 ],
                 "responses": {"200": _ok("SearchResults"), "400": _ERROR, "429": _ERROR, "503": _ERROR},
             }},
@@ -70,10 +72,16 @@ def spec(version: str) -> dict[str, Any]:
                 "score": {"type": "number"}, "lexical_score": {"type": "number"},
                 "dense_score": {"type": ["number", "null"]}}},
             "SearchResults": {"type": "object", "required": ["query", "total", "hits"], "properties": {
-                "query": _STRING, "total": {"type": "integer"}, "offset": {"type": "integer"},
-                "suggestion": _NULLABLE_STRING, "fallback": {"type": "boolean"}, "took_ms": {"type": "number"},
+                "query": _STRING, "offset": {"type": "integer"},
+                "suggestion": {**_NULLABLE_STRING, "description": "The corrected query the hits are for, when "
+                               "a misspelt word was corrected (spell=0 searches as typed)."},
+                "fallback": {"type": "boolean"}, "took_ms": {"type": "number"},
                 "categories": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
+                "total": {"type": "integer", "description": "Articles that answer the query with confidence."},
+                "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+                "nearest": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"},
+                            "description": "When no article answers with confidence (total 0): the closest few, "
+                                           "to offer as 'These might help'."}}},
             "ArticleSummary": {"type": "object", "required": ["slug", "title", "url"], "properties": {
                 "slug": _STRING, "title": _STRING, "summary": _STRING, "category": _STRING,
                 "tags": {"type": "array", "items": _STRING}, "updated": _NULLABLE_STRING, "url": _STRING}},

@@ -15,6 +15,17 @@ MAX_QUERY_CHARS = 1000  # longer input (a pasted e-mail) is cut: its start carri
 
 # "us" is a country to a shop, not a stop word.
 STOP = frozenset(STOP_WORDS - {"us"})
+# The words of a question that carry no topic (the stop list of NLTK's English corpus, which the index
+# keeps: "how" and "my" are in articles' text, and whoosh's shorter list is baked into every index): a match
+# on them alone is no match, and they are never highlighted.
+FUNCTION_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her
+here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+now of off on once only or other our ours ourselves out over own same she should so some such than that the
+their theirs them themselves then there these they this those through to too under until up very was we were
+what when where which while who whom why will with would you your yours yourself yourselves
+""".split())
 # Words and codes: "TH-45-GRN", "e-mail", "3.5mm", "don't".
 TOKEN_RE = r"\w+(?:['’\-_./]\w+)*"
 SPLIT_RE = re.compile(r"['’\-_./]")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import fusion
-from .analysis import clean_query
+from .analysis import TOKEN_PATTERN, clean_query
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, same_model
 from .errors import SearchError
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "lexical", "dense")
 QUERY_CACHE = 2048  # query vectors remembered
+SPELLING_GAIN = 0.02  # how much closer the corrected query's best article must be than the typed one's
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,15 @@ class SearchConfig:
     title_weight: float = 0.3
     pool: int = fusion.DEFAULT_POOL
     dense_spread: float = fusion.DEFAULT_DENSE_SPREAD
-    min_dense_score: float = 0.3  # below this cosine, a match on meaning alone is not shown
+    min_dense_score: float = 0.3  # below this cosine, a match on meaning alone is not a candidate
+    # Which candidates are results (see SearchEngine._confident; chosen on the dev queries, README "Honest
+    # result sets"): the best article's cosine plus its lead over the next nine must reach ``confidence``,
+    # and then the articles within ``confidence_margin`` of the best are results.
+    confidence: float = 0.5
+    confidence_margin: float = 0.15
+    # Or an article holds every word of the query and scores at least this share of the best BM25F.
+    lexical_share: float = 0.5
+    nearest: int = 3  # shown as "These might help" when no article answers with confidence
     k1: float = DEFAULT_K1
     field_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_WEIGHTS))
     field_b: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_B))
@@ -82,10 +91,12 @@ class SearchResults:
     mode: str
     hits: list[Hit]
     total: int
-    suggestion: str | None = None
+    suggestion: str | None = None  # the corrected query these results are for, when a correction was applied
     fallback: bool = False  # True when dense search was asked for but the model is unavailable
     took_ms: float = 0.0
     categories: dict[str, int] = field(default_factory=dict)  # matching articles per category, unfiltered
+    # When no article answers with confidence (total 0): the closest few candidates, "These might help".
+    nearest: list[Hit] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +115,7 @@ class _Opened:
     article_vectors: list[np.ndarray] | None = None  # each block's, memory-mapped
     mismatch: str | None = None  # why its vectors are not used: another model embedded them
     related: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # computed once a generation
+    asked: dict[str, list[int]] = field(default_factory=dict)  # a title or question, normalised -> rows
 
 
 class SearchEngine:
@@ -152,8 +164,12 @@ class SearchEngine:
             log.warning("%s: %s", generation.name, mismatch)
             dense = None
         vectors = generation.article_vector_blocks() if dense is not None and self.pages else None
+        asked: dict[str, list[int]] = {}
+        for row, doc in enumerate(docs):
+            for question in {asked_form(q) for q in (doc.title, *doc.questions)}:
+                asked.setdefault(question, []).append(row)
         return _Opened(generation.name, docs, lexical, dense, categories, library, rows, names, codes, vectors,
-                       mismatch)
+                       mismatch, asked=asked)
 
     @property
     def generation(self) -> str:
@@ -258,8 +274,14 @@ class SearchEngine:
             log.warning("semantic search unavailable, answering from the lexical index: %s", exc)
 
     def search(self, query: str, *, limit: int = 10, offset: int = 0, category: str | None = None,
-               mode: str = "hybrid") -> SearchResults:
-        """Rank articles for a query; any string is accepted, and a bad mode or limit raises QueryError."""
+               mode: str = "hybrid", correct: bool = True, honest: bool = True) -> SearchResults:
+        """Rank articles for a query; any string is accepted, and a bad mode or limit raises QueryError.
+
+        The results are the articles that answer the query with confidence (see ``_confident``);
+        ``honest=False`` makes every candidate a result, for measuring the ranking itself. A misspelt word
+        is corrected when the correction finds better results (``suggestion`` says so); ``correct=False``
+        searches for the words as typed ("Search instead for ...").
+        """
         started = time.perf_counter()
         if mode not in MODES:
             raise QueryError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -268,12 +290,14 @@ class SearchEngine:
         gen = self._gen
         text = clean_query(query)
         parsed = gen.lexical.parse(text)
+        if not correct:
+            parsed = parsed.uncorrected()
         lexical = gen.lexical.scores(parsed)
         dense_scores = passage_scores = vectors = scored = None
         fallback = False
         if mode != "lexical" and text:
-            # A misspelt word means little to the model: the corrected query is encoded too, and each
-            # passage keeps the better of the two similarities.
+            # A misspelt word means little to the model: the corrected query is encoded too, and the
+            # correction is kept only when it finds a closer article than the query as typed.
             wording = (text, parsed.suggestion) if parsed.suggestion else (text,)
             vectors = self.encode_query(*wording) if gen.dense is not None else None
             if vectors is None:
@@ -283,8 +307,21 @@ class SearchEngine:
                 # A large index's graph names the articles worth scoring; the best lexical ones are scored
                 # too, so the fusion sees their meaning as well.
                 scored = gen.dense.candidates(vectors, fusion.top_k(lexical, self.config.pool))
-                passage_scores = _passage_scores(gen.dense, vectors, scored)
+                passage_scores = gen.dense.passage_scores(vectors[0], scored)
                 dense_scores = gen.dense.scores(passage_scores)
+                if len(vectors) > 1:
+                    fixed = gen.dense.passage_scores(vectors[1], scored)
+                    fixed_scores = gen.dense.scores(fixed)
+                    if fixed_scores.max(initial=-1.0) >= dense_scores.max(initial=-1.0) + SPELLING_GAIN:
+                        passage_scores, dense_scores = fixed, fixed_scores
+                    elif not self._corrects_all(gen, parsed):
+                        vectors = vectors[:1]
+        by_meaning = vectors is not None and len(vectors) == 1
+        if parsed.corrections and not self._corrects_all(gen, parsed) and (
+                by_meaning or vectors is None and not self._corrects_better(gen, parsed)):
+            # Not better than the query as typed ("rent a tent" is no "rest a tent"): no correction.
+            parsed = parsed.uncorrected()
+            lexical = gen.lexical.scores(parsed)
         matched = lexical > 0
         if dense_scores is not None:
             close = dense_scores >= self.config.min_dense_score
@@ -296,8 +333,21 @@ class SearchEngine:
                                      self.config.dense_spread)
         else:
             score = lexical
+        # An article whose own title or question the query is, then those holding the query's codes, come
+        # first: "TH-45-GRN" is the backpack's SKU, not any article that mentions 45.
+        first = np.zeros(len(gen.docs), dtype=np.float32)
+        if mode != "dense":
+            first[gen.lexical.holds_codes(parsed)] = 1.0
+            first[gen.asked.get(asked_form(text), [])] = 2.0
+            matched |= first > 0
+        if first.any():
+            score = score + first * (float(np.abs(score).max()) + 1.0)
+        candidates = matched
+        if honest:
+            matched &= self._confident(gen, parsed, lexical if mode != "dense" else None, dense_scores) | (first > 0)
         counts = np.bincount(gen.category_codes[matched], minlength=len(gen.category_names))
         facets = {gen.category_names[i]: int(c) for i, c in enumerate(counts) if c}
+        code = -1
         if category:
             code = gen.category_names.index(category) if category in gen.category_names else -1
             matched &= gen.category_codes == code
@@ -307,11 +357,60 @@ class SearchEngine:
         if scored is not None and gen.dense is not None and vectors is not None:
             unscored = np.setdiff1d(page, scored)  # shown, but not among the candidates: find its best section
             if len(unscored):
-                _passage_scores(gen.dense, vectors, unscored, passage_scores)
+                gen.dense.passage_scores(vectors[-1], unscored, passage_scores)
         hits = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores) for d in page]
-        return SearchResults(query=text, mode=mode, hits=hits, total=total, suggestion=parsed.suggestion,
+        nearest: list[Hit] = []
+        if not total and not offset:
+            if category:
+                candidates = candidates & (gen.category_codes == code)
+            closest = fusion.top_k(np.where(candidates, score, -np.inf),
+                                   min(self.config.nearest, int(np.count_nonzero(candidates))))
+            nearest = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores)
+                       for d in closest]
+        # A correction that finds no answer either is not offered as one ("belt pizza in naples").
+        return SearchResults(query=text, mode=mode, hits=hits, total=total,
+                             suggestion=parsed.suggestion if total else None,
                              fallback=fallback, took_ms=(time.perf_counter() - started) * 1000,
-                             categories=facets)
+                             categories=facets, nearest=nearest)
+
+    @staticmethod
+    def _corrects_all(gen: _Opened, parsed: ParsedQuery) -> bool:
+        """Return whether the query as typed matches no article at all: then a correction is all there is."""
+        uncorrected = parsed.uncorrected()
+        return not uncorrected.terms or not gen.lexical.scores(uncorrected).any()
+
+    @staticmethod
+    def _corrects_better(gen: _Opened, parsed: ParsedQuery) -> bool:
+        """Return whether, by words alone, the corrected query finds an article holding all its words and the
+        query as typed does not."""
+        return bool(gen.lexical.holds_all(parsed).any() and not gen.lexical.holds_all(parsed.uncorrected()).any())
+
+    def _confident(self, gen: _Opened, parsed: ParsedQuery, lexical: np.ndarray | None,
+                   dense: np.ndarray | None) -> np.ndarray:
+        """Return which articles answer the query with confidence: the results; the other candidates are not.
+
+        Nearly every query is near every article in meaning (cosines of 0.2 to 0.4 are the floor of any
+        text), so a candidate is not a result. By meaning: the best article is confident when its cosine
+        plus its lead over the mean of the next nine reaches ``confidence`` (a high score alone is not
+        enough where many articles score high: that is a topic, not an answer), and then the articles
+        within ``confidence_margin`` of it are results too, ten at most (a longer list is no answer).
+        By words: an article holding every topic word of the query (a typo's correction counts) whose
+        BM25F is at least ``lexical_share`` of the best, ten at most; the only rule without a model.
+        """
+        cfg = self.config
+        shown = np.zeros(len(gen.docs), dtype=bool)
+        if dense is not None and len(dense):
+            top = fusion.top_k(dense, 10)
+            best = float(dense[top[0]])
+            rest = float(dense[top[1:]].mean()) if len(top) > 1 else 0.0
+            if 2 * best - rest >= cfg.confidence:
+                shown[top[dense[top] >= best - cfg.confidence_margin]] = True
+        if lexical is not None and parsed.terms:
+            best_lexical = float(lexical.max())
+            if best_lexical > 0:
+                holding = np.flatnonzero(gen.lexical.holds_all(parsed) & (lexical >= cfg.lexical_share * best_lexical))
+                shown[holding[fusion.top_k(lexical[holding], 10)]] = True
+        return shown
 
     def _hit(self, gen: _Opened, doc: int, parsed: ParsedQuery, score: np.ndarray, lexical: np.ndarray,
              dense: np.ndarray | None, passage_scores: np.ndarray | None) -> Hit:
@@ -335,14 +434,9 @@ class SearchEngine:
         )
 
 
-def _passage_scores(dense: DenseIndex, vectors: np.ndarray, docs: np.ndarray | None,
-                    out: np.ndarray | None = None) -> np.ndarray:
-    """Return each passage's best similarity to any of the query vectors (only ``docs``' passages, if given,
-    written into ``out``, if given)."""
-    out = dense.passage_scores(vectors[0], docs, out)
-    for vector in vectors[1:]:
-        np.maximum(out, dense.passage_scores(vector, docs), out=out)
-    return out
+def asked_form(text: str) -> str:
+    """Return a question as it is compared with a query: lowercase words and codes, nothing else."""
+    return " ".join(m.group(0) for m in TOKEN_PATTERN.finditer(text.lower()))
 
 
 def hit_dict(hit: Hit) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def withhold(articles_dir: Path | str, target: Path | str, fraction: float) -> s
     """Copy an articles folder to ``target`` without a deterministic ``fraction`` of its articles; return the
     withheld articles' slugs. The same files are withheld on every run: those first by the SHA-256 of their
     path in the folder."""
-    root = Path(articles_dir)
+    root = Path(articles_dir).resolve()
     files = sorted(root.rglob("*.md"), key=lambda p: hashlib.sha256(p.relative_to(root).as_posix().encode()).digest())
     left_out = {p.resolve() for p in files[:round(fraction * len(files))]}
     shutil.copytree(root, target, ignore=lambda folder, names: [

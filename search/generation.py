@@ -52,7 +52,7 @@ class IndexCorrupt(SearchError, RuntimeError):
     """The published index is incomplete, unreadable or of another format; rebuild it with ``kb index``."""
 
 
-FORMAT_VERSION = 4  # bump when the analyzer or any file's layout changes: old generations are rebuilt
+FORMAT_VERSION = 5  # bump when the analyzer or any file's layout changes: old generations are rebuilt
 
 MANIFEST = "manifest.json"
 FILES = "files.json"  # the builder's note, rewritten in place when only timestamps change: not in the manifest
@@ -70,23 +70,25 @@ class Doc:
     category: str
     hash: str  # Article.content_hash of the version indexed
     sections: tuple[tuple[str, str, str], ...]  # (anchor, heading, plain text) a section, for snippets
+    questions: tuple[str, ...] = ()  # how customers ask it: a query that is one of them puts it first
 
     @classmethod
     def of(cls, article: Article) -> Doc:
         """Return the indexed form of an article."""
         return cls(article.slug, article.title, article.summary, article.category, article.content_hash,
-                   tuple((s.anchor, s.heading, " ".join(markdown_text(s.text).split())) for s in article.sections))
+                   tuple((s.anchor, s.heading, " ".join(markdown_text(s.text).split())) for s in article.sections),
+                   article.questions)
 
     def record(self) -> dict[str, Any]:
         """Return the doc as JSON-ready data."""
         return {"slug": self.slug, "title": self.title, "summary": self.summary, "category": self.category,
-                "hash": self.hash, "sections": [list(s) for s in self.sections]}
+                "hash": self.hash, "sections": [list(s) for s in self.sections], "questions": list(self.questions)}
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Doc:
         """Rebuild a doc from ``record`` data."""
         return cls(data["slug"], data["title"], data["summary"], data["category"], data["hash"],
-                   tuple((a, h, t) for a, h, t in data["sections"]))
+                   tuple((a, h, t) for a, h, t in data["sections"]), tuple(data["questions"]))
 
 
 class Block:

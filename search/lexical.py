@@ -34,6 +34,7 @@ from whoosh.highlight import ContextFragmenter, HtmlFormatter, highlight
 
 from .analysis import (
     ANALYZER,
+    FUNCTION_WORDS,
     SPLIT_RE,
     STOP,
     TOKEN_PATTERN,
@@ -204,6 +205,8 @@ class ParsedQuery:
     terms: dict[str, float]
     corrections: dict[str, str] = field(default_factory=dict)
     words: dict[str, str] = field(default_factory=dict)  # index term -> the query word it came from
+    codes: tuple[str, ...] = ()  # index terms of whole codes with a digit: a SKU (TH-45-GRN), an order number
+    unknown: tuple[str, ...] = ()  # topic words in no article, uncorrected: no article holds every word
 
     def matches(self, text: str) -> float:
         """Return how well a passage of text matches, fast: the weights of query words found in it.
@@ -213,6 +216,16 @@ class ParsedQuery:
         """
         lower = text.lower()
         return sum(w for t, w in self.terms.items() if t in lower or self.words.get(t, t) in lower)
+
+    def uncorrected(self) -> ParsedQuery:
+        """Return the query without its typo corrections: the words as typed that the index knows."""
+        if not self.corrections:
+            return self
+        fixes = set(self.corrections.values())
+        kept = {t: w for t, w in self.terms.items() if self.words.get(t) not in fixes or self.words.get(t) in
+                self.text.lower().split()}
+        return ParsedQuery(self.text, kept, {}, {t: w for t, w in self.words.items() if t in kept}, self.codes,
+                           (*self.unknown, *self.corrections))
 
     @property
     def suggestion(self) -> str | None:
@@ -252,38 +265,49 @@ class LexicalIndex:
         terms: dict[str, float] = {}
         corrections: dict[str, str] = {}
         words: dict[str, str] = {}
+        codes: list[str] = []
+        unknown: list[str] = []
         for raw in TOKEN_PATTERN.finditer(text):
             if len(terms) >= MAX_QUERY_TERMS:
                 break
             word = raw.group(0).lower()
             parts = [p for p in SPLIT_RE.split(word) if p]
+            whole = "".join(parts)
+            code = _stemmer_one(whole) if len(whole) >= 4 and any(c.isdigit() for c in whole) else None
+            if code is not None and self._known(code):
+                codes.append(code)
             if len(parts) > 1:  # a code like TH-45-GRN: the whole code counts most, its parts a little
-                self._add(terms, corrections, words, "".join(parts), 1.0)
+                if not self._add(terms, corrections, words, "".join(parts), 1.0):
+                    unknown.append(word)
                 for part in parts:
                     self._add(terms, corrections, words, part, PART_WEIGHT)
-            else:
-                self._add(terms, corrections, words, word, 1.0)
-        return ParsedQuery(text, terms, corrections, words)
+            elif not self._add(terms, corrections, words, word, 1.0) and word not in FUNCTION_WORDS:
+                unknown.append(word)
+        return ParsedQuery(text, terms, corrections, words, tuple(dict.fromkeys(codes)),
+                           tuple(dict.fromkeys(unknown)))
 
     def _add(self, terms: dict[str, float], corrections: dict[str, str], words: dict[str, str], word: str,
-             weight: float) -> None:
-        """Add a query word's index term, or the term of its spelling correction at a lower weight."""
+             weight: float) -> bool:
+        """Add a query word's index term, or the term of its spelling correction at a lower weight; return
+        whether the index knows either (a stop word counts as known: it is no topic)."""
         if word in STOP:
-            return
+            return True
         stem = _stemmer_one(word)
         if self._known(stem):
             assert stem is not None
             terms[stem] = max(terms.get(stem, 0.0), weight)
             words.setdefault(stem, word)
-            return
+            return True
         if len(corrections) >= MAX_CORRECTED_WORDS or len(word) < 4 or not word.isalpha():
-            return
+            return False
         for fix in self.correct(word):
             fixed = _stemmer_one(fix)
             if fixed is not None and self._known(fixed):
                 corrections.setdefault(word, fix)
                 terms[fixed] = max(terms.get(fixed, 0.0), weight * FUZZY_WEIGHT)
                 words.setdefault(fixed, fix)
+                return True
+        return False
 
     def correct(self, word: str, limit: int = 1) -> list[str]:
         """Return index words close to a misspelt one: fewest edits first, then the most common.
@@ -300,6 +324,25 @@ class LexicalIndex:
     def _known(self, stem: str | None) -> bool:
         term = self.vocab.get(stem) if stem else None
         return term is not None and term < len(self.doc_freq) and bool(self.doc_freq[term])
+
+    def holds_all(self, query: ParsedQuery) -> np.ndarray:
+        """Return which articles hold every topic word of the query: its words and corrections, not its
+        function words ("how", "my"), nor a code's parts (weighted less) when the whole code is there."""
+        if query.unknown:
+            return np.zeros(self.matrix.shape[1], dtype=bool)
+        return self._holding([t for t, w in query.terms.items()
+                              if w >= FUZZY_WEIGHT and query.words.get(t, t) not in FUNCTION_WORDS])
+
+    def holds_codes(self, query: ParsedQuery) -> np.ndarray:
+        """Return which articles hold every whole code of the query (none do when it has none)."""
+        return self._holding(list(query.codes))
+
+    def _holding(self, terms: Sequence[str]) -> np.ndarray:
+        n_docs = self.matrix.shape[1]
+        if not terms:
+            return np.zeros(n_docs, dtype=bool)
+        rows = self.matrix[np.asarray([self.vocab[t] for t in terms], dtype=np.int64)]
+        return np.bincount(rows.indices, minlength=n_docs) == len(terms)
 
     def scores(self, query: ParsedQuery) -> np.ndarray:
         """Return the BM25F score of every article for a parsed query."""

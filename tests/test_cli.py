@@ -27,11 +27,11 @@ def test_index_then_search_json(runner):
 
 
 def test_search_text_output_marks_terms_and_suggests(runner):
-    """The plain output shows the did-you-mean line, titles, URLs and bracketed matches."""
+    """The plain output shows the corrected query, titles, URLs and bracketed matches."""
     runner.invoke(args=["index"])
     result = runner.invoke(args=["search", "refnud", "--mode", "lexical"])
     assert result.exit_code == 0
-    assert "Did you mean: refund" in result.output
+    assert "Showing results for: refund" in result.output
     assert "/articles/refund-timescales#" in result.output and "[refund]" in result.output
 
 
@@ -94,6 +94,14 @@ def test_withheld_articles_are_the_same_each_run_and_make_queries_unanswerable(t
     shown = {"a": ["kept"], "b": ["other"], "c": [], "d": ["kept"]}
     assert gap_report(lambda q: shown[q], queries, {"kept", "other"}) == {
         "answerable": 2, "unanswerable": 2, "answerable_shown": 0.5, "unanswerable_empty": 0.5}
+
+
+def test_withhold_takes_a_relative_folder(tmp_path, monkeypatch):
+    """`kb eval --articles articles` names the folder relatively: the withheld articles are still read."""
+    from search.evaluate import withhold
+
+    monkeypatch.chdir(CORPUS.parent)
+    assert withhold(Path(CORPUS.name), tmp_path / "a", 0.25) == withhold(CORPUS, tmp_path / "b", 0.25)
 
 
 def test_eval_min_ndcg_fails_below_threshold(runner, tmp_path):

@@ -103,18 +103,41 @@ def test_search_pagination(app):
 
 
 def test_did_you_mean_and_zero_results(tmp_path, corpus):
-    """A typo gets a "did you mean"; nothing found offers popular articles and the way to contact support."""
+    """A typo is corrected, with the way back to the words as typed; nothing found says so and offers
+    popular articles and the way to contact support."""
     from tests.conftest import make_site
 
     # Lexical only: the fake embedder's hashed words would give nonsense some meaning.
     client = make_site(tmp_path, corpus, None, EMBEDDING_MODEL="none").test_client()
     html = client.get("/search?q=refnud").get_data(as_text=True)
-    assert 'Did you mean <a href="/search?q=refund">refund</a>' in html
+    assert ('Showing results for <strong>refund</strong> · Search instead for '
+            '<a href="/search?q=refnud&amp;spell=0">refnud</a>') in html
+    assert "refund-timescales" in html
+    typed = client.get("/search?q=refnud&spell=0").get_data(as_text=True)
+    assert "Showing results for" not in typed and "No article answers “refnud” yet" in typed
     empty = client.get("/search?q=zzqxv+wplk").get_data(as_text=True)
-    assert "No articles found for “zzqxv wplk”" in empty
+    assert "No article answers “zzqxv wplk” yet" in empty
     assert 'Contact our support team' in empty and 'href="/contact?q=zzqxv+wplk"' in empty
     assert "Popular articles" in empty
     assert 'href="/categories/returns"' in empty
+
+
+def test_a_query_no_article_answers_says_so_and_is_a_gap(tmp_path, corpus):
+    """No confident result: the page says no article answers it, offers the nearest as "These might help"
+    and the contact path, and records the search with no results (a gap on the dashboard)."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, None, EMBEDDING_MODEL="none")
+    client = app.test_client()
+    html = client.get("/search?q=tent+rental").get_data(as_text=True)  # no article says "rental"
+    assert "No article answers “tent rental” yet" in html
+    nearest = html.split('data-kb="nearest"')[1].split("</ol>")[0]
+    assert "/articles/ridgeline-tent-parts" in nearest
+    assert 'href="/contact?q=tent+rental"' in html
+    assert events(app, "search")[-1].results == 0
+    found = client.get("/api/search?q=tent+rental").get_json()
+    assert found["total"] == 0 and found["hits"] == [] and found["nearest"][0]["slug"] == "ridgeline-tent-parts"
+    app.extensions["kb_db"].engine.dispose()
 
 
 def test_click_on_a_result_is_recorded(client, app):

@@ -44,11 +44,11 @@ def search() -> Response:
     offset = _int_arg("offset", 0, 0, 10000)
     mode = request.args.get("mode", "hybrid")
     found = engine().search(query, limit=limit, offset=offset, category=request.args.get("category") or None,
-                            mode=mode)
+                            mode=mode, correct=request.args.get("spell") != "0")
     return jsonify({
         "query": found.query, "total": found.total, "offset": offset, "suggestion": found.suggestion,
         "fallback": found.fallback, "took_ms": round(found.took_ms, 2), "categories": found.categories,
-        "hits": [hit_dict(h) for h in found.hits],
+        "hits": [hit_dict(h) for h in found.hits], "nearest": [hit_dict(h) for h in found.nearest],
     })
 
 

@@ -185,7 +185,8 @@ def stub() -> Response | str:
     if not query:
         abort(400, "Give the query in q.")
     lib = library()
-    hits = engine().search(query, limit=1).hits
+    found = engine().search(query, limit=1)
+    hits = found.hits or found.nearest
     category = hits[0].category if hits else (lib.categories[0].slug if lib.categories else "support")
     with db.database().sessions() as s:
         searches = analytics.times_searched(s, query)
@@ -269,7 +270,9 @@ def retry(reference: str) -> Response:
 def links() -> str:
     """Find the article and section to paste into a reply, with its deep link and a reply snippet."""
     query = request.args.get("q", "")
-    found = engine().search(query, limit=8).hits if clean_query(query) else []
+    # An agent looks for the article to send even when none answers the query with confidence.
+    searched = engine().search(query, limit=8) if clean_query(query) else None
+    found = (searched.hits or searched.nearest) if searched else []
     results = []
     for hit in found:
         url = absolute(hit.url)

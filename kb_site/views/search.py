@@ -35,12 +35,14 @@ def results() -> str:
         return render_template("search.html", query="", results=None, categories=lib.categories,
                                featured=stats.featured(lib), canonical=absolute("/search"))
     size: int = current_app.config["PAGE_SIZE"]
-    found = engine().search(query, limit=size, offset=(number - 1) * size, category=category)
+    spell = request.args.get("spell") != "0"  # "Search instead for ...": the words as typed
+    found = engine().search(query, limit=size, offset=(number - 1) * size, category=category, correct=spell)
     pages = max(1, math.ceil(found.total / size))
     if number == 1:
         visitors.record_search(found, category)
     facets = [(c, found.categories[c.slug]) for c in lib.categories if found.categories.get(c.slug)]
     return render_template("search.html", query=found.query, results=found, category=category, page=number,
+                           spell=spell,
                            pages=pages, facets=facets, categories=lib.categories,
                            featured=stats.featured(lib) if not found.total else [], canonical=absolute("/search"))
 
