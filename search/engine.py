@@ -344,13 +344,14 @@ class SearchEngine:
             score = score + first * (float(np.abs(score).max()) + 1.0)
         candidates = matched
         if honest:
-            matched &= self._confident(gen, parsed, lexical if mode != "dense" else None, dense_scores) | (first > 0)
+            matched = matched & (self._confident(gen, parsed, lexical if mode != "dense" else None, dense_scores)
+                                 | (first > 0))
         counts = np.bincount(gen.category_codes[matched], minlength=len(gen.category_names))
         facets = {gen.category_names[i]: int(c) for i, c in enumerate(counts) if c}
         code = -1
         if category:
             code = gen.category_names.index(category) if category in gen.category_names else -1
-            matched &= gen.category_codes == code
+            matched = matched & (gen.category_codes == code)
         total = int(np.count_nonzero(matched))
         ranked = fusion.top_k(np.where(matched, score, -np.inf), min(offset + limit, total))
         page = ranked[offset:]
