@@ -313,7 +313,9 @@ class SearchEngine:
                     fixed = gen.dense.passage_scores(vectors[1], scored)
                     fixed_scores = gen.dense.scores(fixed)
                     if fixed_scores.max(initial=-1.0) >= dense_scores.max(initial=-1.0) + SPELLING_GAIN:
-                        passage_scores, dense_scores = fixed, fixed_scores
+                        # Each passage keeps the closer of the two: the typed words may be right after all.
+                        passage_scores = np.maximum(passage_scores, fixed)
+                        dense_scores = gen.dense.scores(passage_scores)
                     elif not self._corrects_all(gen, parsed):
                         vectors = vectors[:1]
         by_meaning = vectors is not None and len(vectors) == 1

@@ -205,7 +205,7 @@ class ParsedQuery:
     terms: dict[str, float]
     corrections: dict[str, str] = field(default_factory=dict)
     words: dict[str, str] = field(default_factory=dict)  # index term -> the query word it came from
-    codes: tuple[str, ...] = ()  # index terms of whole codes with a digit: a SKU (TH-45-GRN), an order number
+    codes: tuple[str, ...] = ()  # index terms of rare whole codes with a digit: a SKU (TH-45-GRN), a part number
     unknown: tuple[str, ...] = ()  # topic words in no article, uncorrected: no article holds every word
 
     def matches(self, text: str) -> float:
@@ -274,7 +274,7 @@ class LexicalIndex:
             parts = [p for p in SPLIT_RE.split(word) if p]
             whole = "".join(parts)
             code = _stemmer_one(whole) if len(whole) >= 4 and any(c.isdigit() for c in whole) else None
-            if code is not None and self._known(code):
+            if code is not None and self._known(code) and self._rare(code):
                 codes.append(code)
             if len(parts) > 1:  # a code like TH-45-GRN: the whole code counts most, its parts a little
                 if not self._add(terms, corrections, words, "".join(parts), 1.0):
@@ -320,6 +320,11 @@ class LexicalIndex:
                                 score_cutoff=maxdist, limit=50)
         ranked = sorted(found, key=lambda m: (m[1], -self._word_freq.get(m[0], 0), m[0]))
         return [match[0] for match in ranked[:limit] if match[0] != word]
+
+    def _rare(self, term: str) -> bool:
+        """Return whether a term is in few articles (at most 3, or 2% of them): a code that names a thing,
+        like a SKU, and not one a whole help centre is about ("COVID-19")."""
+        return int(self.doc_freq[self.vocab[term]]) <= max(3, 0.02 * self.matrix.shape[1])
 
     def _known(self, stem: str | None) -> bool:
         term = self.vocab.get(stem) if stem else None
