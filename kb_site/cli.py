@@ -23,7 +23,7 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from search import BuildReport, SearchError, build_index
 from search.check import check_articles
 from search.engine import MODES, SearchEngine, hit_dict
-from search.evaluate import METRICS, evaluate, gap_report, load_queries
+from search.evaluate import METRICS, answer_report, evaluate, gap_report, load_queries
 from search.evaluate import withhold as withhold_articles
 
 from . import create_app
@@ -123,6 +123,7 @@ def search_command(query: str, limit: int, category: str | None, mode: str, as_j
         click.echo(json.dumps({
             "query": results.query, "mode": results.mode, "total": results.total,
             "suggestion": results.suggestion, "fallback": results.fallback,
+            "answer": results.answer.record() if results.answer else None,
             "hits": [hit_dict(h) for h in results.hits], "nearest": [hit_dict(h) for h in results.nearest],
         }, indent=1))
         return
@@ -131,6 +132,10 @@ def search_command(query: str, limit: int, category: str | None, mode: str, as_j
     if results.suggestion:
         click.echo(f"Showing results for: {results.suggestion}")
     click.echo(f"{results.total} matching articles ({results.took_ms:.1f} ms)")
+    if results.answer:
+        click.echo(f"\nAnswer ({results.answer.title}" + (f" › {results.answer.section}" if results.answer.section
+                                                          else "") + f", {results.answer.url}):")
+        click.echo(f"    {results.answer.text}")
     if results.nearest:
         click.echo("No article answers this with confidence. These might help:")
     for rank, hit in enumerate(results.hits or results.nearest, 1):
@@ -193,6 +198,12 @@ def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float,
             return lambda query: [h.slug for h in engine.search(query, limit=10, mode=mode, honest=False).hits]
 
         scores = {mode: evaluate(ranking(mode), queries) for mode in modes}
+
+        def answer(query: str) -> str | None:
+            found = engine.search(query, limit=10).answer
+            return f"{found.slug}#{found.anchor}" if found else None
+
+        answered = answer_report(answer, queries)
         if withhold:
             withheld_articles = withhold_articles(root, Path(tmp) / "articles", withhold)
             build(Path(tmp) / "articles", Path(tmp) / "part", cache_path=cache)
@@ -201,12 +212,14 @@ def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float,
                 lambda q: [h.slug for h in part.search(q, limit=100).hits], queries, set(part.slugs()))}
     if as_json:
         click.echo(json.dumps({"articles": report.articles, "queries": len(queries), "modes": scores,
-                               **({"gaps": gaps} if gaps else {})}))
+                               "answers": answered, **({"gaps": gaps} if gaps else {})}))
     else:
         click.echo(f"{report.articles} articles, {len(queries)} queries\n")
         click.echo("mode     " + "".join(f"{m:>11}" for m in METRICS))
         for mode, values in scores.items():
             click.echo(f"{mode:<9}" + "".join(f"{values[m]:>11.4f}" for m in METRICS))
+        click.echo(f"\nanswer on top: shown for {answered['answer_coverage']} of the queries, right in "
+                   f"{answered['answer_precision']} of those")
         if gaps:
             click.echo(f"\nwithout {gaps['withheld']} articles: {gaps['answerable']} answerable queries, "
                        f"{gaps['answerable_shown']} with a relevant result shown; {gaps['unanswerable']} "

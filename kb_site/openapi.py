@@ -71,6 +71,13 @@ def spec(version: str) -> dict[str, Any]:
                                                                        "description": "HTML: matches in <mark>"},
                 "score": {"type": "number"}, "lexical_score": {"type": "number"},
                 "dense_score": {"type": ["number", "null"]}}},
+            "Answer": {"type": "object", "required": ["slug", "anchor", "url", "text", "score"],
+                       "description": "The sentences of the best result's section that answer the query, as "
+                                      "written in the article; null when no article answers with confidence.",
+                       "properties": {
+                "slug": _STRING, "anchor": _STRING, "url": _STRING, "text": _STRING, "score": {"type": "number"},
+                "title": _STRING, "section": _STRING,
+                "revision": {**_STRING, "description": "The section's content revision, for feedback on it."}}},
             "SearchResults": {"type": "object", "required": ["query", "total", "hits"], "properties": {
                 "query": _STRING, "offset": {"type": "integer"},
                 "suggestion": {**_NULLABLE_STRING, "description": "The corrected query the hits are for, when "
@@ -78,6 +85,7 @@ def spec(version: str) -> dict[str, Any]:
                 "fallback": {"type": "boolean"}, "took_ms": {"type": "number"},
                 "categories": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "total": {"type": "integer", "description": "Articles that answer the query with confidence."},
+                "answer": {"oneOf": [{"$ref": "#/components/schemas/Answer"}, {"type": "null"}]},
                 "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
                 "nearest": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"},
                             "description": "When no article answers with confidence (total 0): the closest few, "

@@ -175,6 +175,15 @@ class DenseIndex:
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 
+    def section_scores(self, passage_scores: np.ndarray, doc: int) -> dict[int, float]:
+        """Return the best score of each of the article's sections that has chunks, by section index."""
+        start, end = self._bounds[2 * doc + 1], self._ends[doc]
+        out: dict[int, float] = {}
+        for section, value in zip(self.sections[start:end].tolist(), passage_scores[start:end].tolist(),
+                                  strict=True):
+            out[section] = max(value, out.get(section, -1.0))
+        return out
+
     def best_section(self, passage_scores: np.ndarray, doc: int) -> int:
         """Return the index of the article's section whose chunk matched best (-1: none)."""
         start, end = self._bounds[2 * doc + 1], self._ends[doc]

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from . import fusion
-from .analysis import TOKEN_PATTERN, clean_query
+from . import answers, fusion
+from .analysis import FUNCTION_WORDS, TOKEN_PATTERN, clean_query
+from .answers import Answer
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, same_model
 from .errors import SearchError
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "lexical", "dense")
 QUERY_CACHE = 2048  # query vectors remembered
+SECTION_WORDS = 0.2  # for the answer, a section holding every topic word of the query gains this much cosine
 SPELLING_GAIN = 0.02  # how much closer the corrected query's best article must be than the typed one's
 
 
@@ -61,6 +63,10 @@ class SearchConfig:
     # Or an article holds every word of the query and scores at least this share of the best BM25F.
     lexical_share: float = 0.5
     nearest: int = 3  # shown as "These might help" when no article answers with confidence
+    # The best result's section is shown as the answer when the article's cosine reaches answer_confidence
+    # and its fused score leads every other candidate's by answer_lead (README "The answer on top").
+    answer_confidence: float = 0.45
+    answer_lead: float = 0.15
     k1: float = DEFAULT_K1
     field_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_WEIGHTS))
     field_b: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FIELD_B))
@@ -97,6 +103,7 @@ class SearchResults:
     categories: dict[str, int] = field(default_factory=dict)  # matching articles per category, unfiltered
     # When no article answers with confidence (total 0): the closest few candidates, "These might help".
     nearest: list[Hit] = field(default_factory=list)
+    answer: Answer | None = None  # the best result's answering sentences, when it answers with confidence
 
 
 @dataclass
@@ -362,6 +369,11 @@ class SearchEngine:
             if len(unscored):
                 gen.dense.passage_scores(vectors[-1], unscored, passage_scores)
         hits = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores) for d in page]
+        answer = None
+        if hits and not offset and (first[page[0]] == 2.0 or dense_scores is not None and self._answers(
+                int(page[0]), dense_scores, np.where(candidates, score, -np.inf))):
+            answer = self._answer(gen, hits[0], parsed, 1.0 if first[page[0]] == 2.0 else hits[0].dense_score,
+                                  passage_scores)
         nearest: list[Hit] = []
         if not total and not offset:
             if category:
@@ -374,7 +386,45 @@ class SearchEngine:
         return SearchResults(query=text, mode=mode, hits=hits, total=total,
                              suggestion=parsed.suggestion if total else None,
                              fallback=fallback, took_ms=(time.perf_counter() - started) * 1000,
-                             categories=facets, nearest=nearest)
+                             categories=facets, nearest=nearest, answer=answer)
+
+    def _answers(self, top: int, dense: np.ndarray, score: np.ndarray) -> bool:
+        """Return whether the best result is sure enough to show its answer: close in meaning, and well ahead
+        of every other candidate (when two articles are as good, neither is *the* answer)."""
+        if dense[top] < self.config.answer_confidence:
+            return False
+        others = np.delete(score, top)
+        return not len(others) or bool(score[top] - others.max() >= self.config.answer_lead)
+
+    @staticmethod
+    def _answer(gen: _Opened, hit: Hit, parsed: ParsedQuery, score: float | None,
+                passage_scores: np.ndarray | None) -> Answer | None:
+        """Return the answering sentences of a hit's best section for the answer, or None when it has no text.
+
+        The section is the one closest in meaning (its best chunk's cosine) plus a share of the query's topic
+        words it holds: a query that is an article's own question matched no section by meaning at all.
+        """
+        row = gen.rows[hit.slug]
+        record = gen.docs[row]
+        by_meaning = gen.dense.section_scores(passage_scores, row) if (
+            gen.dense is not None and passage_scores is not None) else {}
+        topic = [(t, w) for t, w in parsed.words.items() if w not in FUNCTION_WORDS and t in parsed.terms]
+
+        def fit(number: int) -> float:
+            _, heading, text = record.sections[number]
+            lower = f"{heading} {text}".lower()
+            held = sum(1 for t, w in topic if t in lower or w in lower) / len(topic) if topic else 0.0
+            return by_meaning.get(number, 0.0) + SECTION_WORDS * held
+
+        if not record.sections:
+            return None
+        anchor, heading, text = record.sections[max(range(len(record.sections)), key=fit)]
+        found = answers.extract(text, parsed.terms, parsed.words)
+        if not found:
+            return None
+        url = f"/articles/{record.slug}" + (f"#{anchor}" if anchor else "")
+        return Answer(record.slug, record.title, anchor, heading, url, found, float(score or 0.0),
+                      answers.revision(heading, text))
 
     @staticmethod
     def _corrects_all(gen: _Opened, parsed: ParsedQuery) -> bool:

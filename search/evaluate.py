@@ -1,5 +1,5 @@
-"""Ranking quality: nDCG@k, MRR@k, Recall@k and Hit@1 over labelled queries (binary relevance); how honest
-the shown result sets are, with some articles withheld."""
+"""Ranking quality: nDCG@k, MRR@k, Recall@k and Hit@1 over labelled queries (binary relevance); how often
+the answer on top is shown and right; how honest the shown result sets are, with some articles withheld."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class LabelledQuery:
 
     query: str
     relevant: frozenset[str]
+    sections: frozenset[str] = frozenset()  # "slug#anchor" of the sections that answer it, when labelled
 
 
 def load_queries(path: Path | str) -> list[LabelledQuery]:
@@ -44,7 +45,10 @@ def load_queries(path: Path | str) -> list[LabelledQuery]:
         if not (isinstance(item, dict) and isinstance(item.get("query"), str) and isinstance(relevant, list)
                 and relevant and all(isinstance(s, str) for s in relevant)):
             raise QueryFileError(f'{path}:{number}: expected {{"query": "...", "relevant": ["slug", ...]}}')
-        queries.append(LabelledQuery(item["query"], frozenset(relevant)))
+        sections = item.get("sections", [])
+        if not (isinstance(sections, list) and all(isinstance(s, str) and "#" in s for s in sections)):
+            raise QueryFileError(f'{path}:{number}: "sections" must be a list of "slug#anchor"')
+        queries.append(LabelledQuery(item["query"], frozenset(relevant), frozenset(sections)))
     return queries
 
 
@@ -88,6 +92,23 @@ def evaluate(rank: Callable[[str], Sequence[str]], queries: Sequence[LabelledQue
         for name, value in score_ranking(rank(query.query), query.relevant).items():
             totals[name] += value
     return {name: round(total / len(queries), 4) if queries else 0.0 for name, total in totals.items()}
+
+
+def answer_report(answer: Callable[[str], str | None], queries: Sequence[LabelledQuery]) -> dict[str, float | None]:
+    """Return how often an answer is shown and how often it is right, over queries an index can answer.
+
+    ``answer(query)`` is the shown answer's ``"slug#anchor"``, or None. An answer is right when it comes from
+    a relevant article, and for a query labelled with its answering ``sections``, from one of those.
+    """
+    shown = right = 0
+    for query in queries:
+        found = answer(query.query)
+        if found is None:
+            continue
+        shown += 1
+        right += found in query.sections if query.sections else found.split("#", 1)[0] in query.relevant
+    return {"answer_coverage": round(shown / len(queries), 4) if queries else None,
+            "answer_precision": round(right / shown, 4) if shown else None}
 
 
 def withhold(articles_dir: Path | str, target: Path | str, fraction: float) -> set[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CORPUS
 
 ROOT = Path(__file__).parent.parent
@@ -58,15 +60,17 @@ def test_index_output_folder(runner, tmp_path):
 
 
 def test_eval_json_has_exactly_the_documented_shape(runner, tmp_path):
-    """kb eval --json prints one object with articles, queries and every metric for every mode."""
+    """kb eval --json prints one object with articles, queries, every metric for every mode, the answers and
+    the gaps."""
     queries = tmp_path / "q.jsonl"
     queries.write_text('{"query": "refund", "relevant": ["refund-timescales"]}\n'
                        '{"query": "tracking number", "relevant": ["track-your-order"]}\n')
     result = runner.invoke(args=["eval", "--articles", str(CORPUS), "--queries", str(queries), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"articles", "queries", "modes", "gaps"}
+    assert set(data) == {"articles", "queries", "modes", "answers", "gaps"}
     assert data["articles"] == 12 and data["queries"] == 2
+    assert set(data["answers"]) == {"answer_coverage", "answer_precision"}
     assert set(data["gaps"]) == {"withheld", "answerable", "unanswerable", "answerable_shown", "unanswerable_empty"}
     assert data["gaps"]["withheld"] == 3 and data["gaps"]["answerable"] + data["gaps"]["unanswerable"] == 2
     assert set(data["modes"]) == {"lexical", "dense", "hybrid"}
@@ -94,6 +98,29 @@ def test_withheld_articles_are_the_same_each_run_and_make_queries_unanswerable(t
     shown = {"a": ["kept"], "b": ["other"], "c": [], "d": ["kept"]}
     assert gap_report(lambda q: shown[q], queries, {"kept", "other"}) == {
         "answerable": 2, "unanswerable": 2, "answerable_shown": 0.5, "unanswerable_empty": 0.5}
+
+
+def test_answer_report_counts_shown_answers_and_right_ones():
+    """Coverage is answers shown over queries; precision is right ones over shown, by section when labelled."""
+    from search.evaluate import LabelledQuery, answer_report
+
+    queries = [LabelledQuery("a", frozenset({"x"})), LabelledQuery("b", frozenset({"x"}), frozenset({"x#fees"})),
+               LabelledQuery("c", frozenset({"y"})), LabelledQuery("d", frozenset({"y"}))]
+    shown = {"a": "x#intro", "b": "x#intro", "c": "y#", "d": None}
+    assert answer_report(shown.get, queries) == {"answer_coverage": 0.75, "answer_precision": round(2 / 3, 4)}
+    assert answer_report(lambda q: None, queries) == {"answer_coverage": 0.0, "answer_precision": None}
+
+
+def test_query_file_sections_must_name_slug_and_anchor(tmp_path):
+    from search.evaluate import QueryFileError, load_queries
+
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"query": "q", "relevant": ["x"], "sections": ["x#fees", "x#"]}\n')
+    assert load_queries(good)[0].sections == {"x#fees", "x#"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "relevant": ["x"], "sections": ["fees"]}\n')
+    with pytest.raises(QueryFileError, match="bad.jsonl:1"):
+        load_queries(bad)
 
 
 def test_withhold_takes_a_relative_folder(tmp_path, monkeypatch):

@@ -170,3 +170,22 @@ def test_search_instead_for_the_words_as_typed(real_engine: SearchEngine):
     assert real_engine.search("refnud", mode="lexical").hits[0].slug == "refund-timescales"
     typed = real_engine.search("refnud", mode="lexical", correct=False)
     assert typed.suggestion is None and typed.total == 0
+
+
+def test_the_answer_is_sentences_of_the_best_section(real_engine: SearchEngine):
+    """A question one article answers gets its answer: whole sentences of the right section, as written."""
+    found = real_engine.search("how long until the refund is on my card")
+    answer = found.answer
+    assert answer is not None and answer.slug == found.hits[0].slug == "refund-timescales"
+    assert answer.url == f"/articles/refund-timescales#{answer.anchor}"
+    doc = next(d for d in real_engine._gen.docs if d.slug == "refund-timescales")
+    text = next(t for a, _, t in doc.sections if a == answer.anchor)
+    assert answer.text.rstrip(" …") in " ".join(text.split())  # taken as written, never made up
+    assert "within 5 working days" in answer.text
+    assert len(answer.revision) == 16
+
+
+def test_no_answer_when_two_articles_are_as_good(real_engine: SearchEngine):
+    """No answer when nothing answers, or when the best result is not well ahead of the next."""
+    assert real_engine.search("what is the meaning of life").answer is None
+    assert real_engine.search("backpack", mode="lexical").answer is None  # words alone are never sure enough

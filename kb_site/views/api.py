@@ -48,6 +48,7 @@ def search() -> Response:
     return jsonify({
         "query": found.query, "total": found.total, "offset": offset, "suggestion": found.suggestion,
         "fallback": found.fallback, "took_ms": round(found.took_ms, 2), "categories": found.categories,
+        "answer": found.answer.record() if found.answer else None,
         "hits": [hit_dict(h) for h in found.hits], "nearest": [hit_dict(h) for h in found.nearest],
     })
 
