@@ -30,7 +30,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter = security.init_app(app)
     views.register(app)
     security.limit(app, limiter, {"search.results": "RATELIMIT_SEARCH", "api.search": "RATELIMIT_SEARCH",
-                                  "feedback.vote": "RATELIMIT_VOTES", "search.picked": "RATELIMIT_VOTES",
+                                  "feedback.vote": "RATELIMIT_VOTES", "feedback.answer": "RATELIMIT_VOTES",
+                                  "search.picked": "RATELIMIT_VOTES",
                                   "staff.login": "RATELIMIT_LOGIN",
                                   "staff.password": "RATELIMIT_LOGIN"})  # tickets: kb_site.tickets.allowance
 

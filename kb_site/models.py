@@ -42,6 +42,24 @@ class Vote(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
+class AnswerVote(Base):
+    """A visitor's answer to "Was this answer helpful?" on one section's answer: one a visitor a section's
+    revision, changeable. The revision says which text was judged, so an edited section starts afresh."""
+
+    __tablename__ = "answer_votes"
+    __table_args__ = (UniqueConstraint("visitor", "slug", "anchor", "revision", name="uq_answer_votes_visitor"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visitor: Mapped[str] = mapped_column(String(64))
+    slug: Mapped[str] = mapped_column(String(200), index=True)
+    anchor: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[str] = mapped_column(String(16))  # search.answers.revision of the section shown
+    query: Mapped[str] = mapped_column(String(500))  # the search the answer was shown for
+    helpful: Mapped[bool]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Event(Base):
     """Something a visitor did: a search, a click on a result, an article view, a vote."""
 
@@ -51,7 +69,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     visit: Mapped[str] = mapped_column(String(32), index=True)
     visitor: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))  # search | click | view | vote
+    kind: Mapped[str] = mapped_column(String(16))  # search | click | view | vote | answer_vote | ...
     slug: Mapped[str | None] = mapped_column(String(200))
     query: Mapped[str | None] = mapped_column(Text)
     results: Mapped[int | None] = mapped_column(Integer)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import db
-from .models import Vote, utcnow
+from .models import AnswerVote, Vote, utcnow
 
 
 def save(visitor: str, slug: str, helpful: bool, reason: str | None, comment: str | None, revision: str) -> Vote:
@@ -27,6 +27,26 @@ def save(visitor: str, slug: str, helpful: bool, reason: str | None, comment: st
                     vote.comment = comment
                 vote.revision = revision
                 vote.updated_at = utcnow()
+            return vote
+        except IntegrityError:  # two first votes raced: the other one won, so change it
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def save_answer(visitor: str, slug: str, anchor: str, revision: str, query: str, helpful: bool) -> AnswerVote:
+    """Insert or change the visitor's vote on one revision of a section shown as an answer."""
+    for attempt in range(2):
+        try:
+            with db.database().session() as s:
+                vote = s.scalar(select(AnswerVote).where(
+                    AnswerVote.visitor == visitor, AnswerVote.slug == slug, AnswerVote.anchor == anchor,
+                    AnswerVote.revision == revision).with_for_update())
+                if vote is None:
+                    vote = AnswerVote(visitor=visitor, slug=slug, anchor=anchor, revision=revision, query=query,
+                                      helpful=helpful)
+                    s.add(vote)
+                vote.helpful, vote.query, vote.updated_at = helpful, query, utcnow()
             return vote
         except IntegrityError:  # two first votes raced: the other one won, so change it
             if attempt:

@@ -188,3 +188,42 @@ def test_page_views_are_batched_and_survive_an_outage(app):
         with database().sessions() as s:
             views = s.query(Event).filter_by(kind="view").all()
     assert [v.slug for v in views] == ["return-policy"] * 3 and len({v.visit for v in views}) == 1
+
+
+def answer_votes(app) -> list:
+    from kb_site.models import AnswerVote
+
+    with app.app_context(), database().sessions() as s:
+        return list(s.query(AnswerVote).order_by(AnswerVote.id))
+
+
+def test_the_answer_on_top_takes_a_vote_stored_with_its_sections_revision(any_db_site):
+    """The results page shows the answer with "Was this answer helpful?"; a vote without JavaScript is stored
+    with the section's revision and the query, changeable, and the page says thanks."""
+    client = any_db_site.test_client()
+    page = client.get("/search?q=where+is+my+package").get_data(as_text=True)  # one of the article's questions
+    box = page.split('data-kb="answer"')[1].split("</section>")[0]
+    assert "Track your order" in box and "Was this answer helpful?" in box
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', box))
+    assert fields["slug"] == "track-your-order" and re.fullmatch(r"[0-9a-f]{16}", fields["revision"])
+    response = client.post("/answers/feedback", data={**fields, "helpful": "no"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("#answer")
+    assert "Sorry it didn" in client.get(response.headers["Location"]).get_data(as_text=True)
+    answer = client.post("/answers/feedback", data={**fields, "helpful": "yes"},
+                         headers={"X-Requested-With": "fetch", "X-CSRFToken": fields["csrf_token"]})
+    assert answer.get_json()["saved"] is True
+    [vote] = answer_votes(any_db_site)
+    assert (vote.slug, vote.anchor, vote.revision, vote.query, vote.helpful) == (
+        "track-your-order", fields["anchor"], fields["revision"], "where is my package", True)
+
+
+def test_an_answer_vote_must_name_a_published_section(client):
+    """A vote on an unknown article or section, or a revision that is not one, is a clear 400."""
+    token = csrf_token(client)
+    base = {"csrf_token": token, "helpful": "yes", "slug": "track-your-order", "anchor": "", "q": "parcel",
+            "revision": "0123456789abcdef"}
+    for change, message in [({"slug": "nope"}, "not published"), ({"anchor": "nowhere"}, "not published"),
+                            ({"revision": "x"}, "revision"), ({"helpful": "maybe"}, "yes or no")]:
+        response = client.post("/answers/feedback", data={**base, **change}, headers={"Accept": "application/json"})
+        assert response.status_code == 400 and message in response.get_json()["error"]["message"]
+    assert client.post("/answers/feedback", data={**base, "csrf_token": ""}).status_code == 400  # CSRF

@@ -14,6 +14,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, StopValidation
 
+from search import SearchResults
 from search.analysis import clean_query
 
 from .. import db, visitors
@@ -118,16 +119,17 @@ def _is_bot(form: ContactForm, rendered: Rendered | None) -> str | None:
     return None
 
 
-def _suggestions(form: ContactForm, limit: int = 3) -> list:
-    """Return up to three articles that may answer the message (what a customer would have found)."""
+def _suggestions(form: ContactForm, limit: int = 3) -> SearchResults | None:
+    """Return up to three articles that may answer the message (what a customer would have found), with the
+    answer when one answers it, or None."""
     query = clean_query(f"{form.subject.data or ''} {(form.message.data or '')[:300]}")
     if not query:
-        return []
+        return None
     try:
-        return list(engine().search(query, limit=limit).hits)
+        return engine().search(query, limit=limit)
     except Exception:  # suggestions are a courtesy: never block a ticket on them
         current_app.logger.exception("contact form suggestions failed")
-        return []
+        return None
 
 
 def _page(form: ContactForm, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -244,9 +246,9 @@ def contact() -> Response | tuple[str, int]:
                      "Check it below and send it again.")
     if not form.confirm.data:
         found = _suggestions(form)
-        if found:
+        if found and found.hits:
             form.confirm.data = "1"
-            return _page(form, suggestions=found)
+            return _page(form, suggestions=found.hits, answer=found.answer)
     return _open_ticket(form, rendered)
 
 
@@ -265,4 +267,6 @@ def open_suggestion(slug: str) -> Response:
     """Open an article suggested by the contact form, recording the deflection."""
     current = current_slug(slug)
     visitors.record_later("deflection", slug=current, query=clean_query(request.args.get("q", ""))[:500] or None)
-    return redirect(url_for("help.article", slug=current))  # type: ignore[return-value]
+    anchor = request.args.get("anchor", "")
+    known = anchor and any(s.anchor == anchor for s in library().articles[current].sections)
+    return redirect(url_for("help.article", slug=current) + (f"#{anchor}" if known else ""))  # type: ignore[return-value]

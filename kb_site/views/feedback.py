@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, flash, jsonify, redirect, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
-from wtforms.validators import AnyOf, InputRequired, Length, Optional
+from wtforms.validators import AnyOf, InputRequired, Length, Optional, Regexp
+
+from search.analysis import clean_query
 
 from .. import visitors, votes
 from ..errors import KBError, wants_json
@@ -52,3 +54,41 @@ def vote(slug: str) -> Response:
             "revision": saved.revision}})
     flash(message, "feedback")
     return redirect(url_for("help.article", slug=current) + "#feedback", 303)  # type: ignore[return-value]
+
+
+class AnswerFeedbackForm(FlaskForm):
+    """A vote on the answer shown above the results: which section's text, for which search."""
+
+    class Meta:
+        csrf = False  # CSRFProtect checks every POST
+
+    helpful = StringField(validators=[InputRequired("Say whether the answer helped."),
+                                      AnyOf(["yes", "no"], "Answer yes or no.")])
+    slug = StringField(validators=[InputRequired("Say which article the answer came from.")])
+    anchor = StringField(validators=[Length(max=200)])
+    revision = StringField(validators=[InputRequired("Say which version of the answer you saw."),
+                                       Regexp(r"^[0-9a-f]{16}$", message="That is not an answer's revision.")])
+    q = StringField(validators=[InputRequired("Say what you searched for."), Length(max=500)])
+
+
+@bp.post("/answers/feedback")
+def answer() -> Response:
+    """Store "Was this answer helpful?" with the section's revision; JSON to scripts, else back to the search."""
+    form = AnswerFeedbackForm(request.form)
+    if not form.validate():
+        raise KBError(" ".join(str(m) for errors in form.errors.values() for m in errors))
+    article = library().articles.get(form.slug.data or "")
+    anchor = form.anchor.data or ""
+    if article is None or all(s.anchor != anchor for s in article.sections):
+        raise KBError("That answer's article or section is not published.")
+    helpful = form.helpful.data == "yes"
+    query = clean_query(form.q.data or "")[:500]
+    votes.save_answer(visitors.visitor(), article.slug, anchor, str(form.revision.data), query, helpful)
+    visitors.record("answer_vote", slug=article.slug, query=query,
+                    detail=f"{'yes' if helpful else 'no'}#{anchor}"[:200])
+    message = "Thanks for letting us know." if helpful else \
+        "Thanks. Sorry it didn't answer your question: the results below may, or contact us."
+    if wants_json() or request.headers.get("X-Requested-With") == "fetch":
+        return jsonify({"saved": True, "message": message})
+    flash(message, "answer")
+    return redirect(url_for("search.results", q=query) + "#answer", 303)  # type: ignore[return-value]

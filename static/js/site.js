@@ -48,14 +48,19 @@
       window.location.href = item.url;
     }
 
-    function show(hits) {
+    function show(hits, answer) {
       list.innerHTML = "";
+      if (answer) {  // the answer itself first: the section it comes from is one Enter away
+        hits = [{ title: answer.text, section: "Answer from " + answer.title, slug: answer.slug, url: answer.url,
+                  answer: true }].concat(hits);
+      }
       items = hits.map(function (hit, i) {
         var li = document.createElement("li");
         li.id = list.id + "-" + i;
         li.setAttribute("role", "option");
         li.setAttribute("aria-selected", "false");
         li.textContent = hit.title;
+        if (hit.answer) { li.className = "suggestion-answer"; }
         if (hit.section) {
           var small = document.createElement("small");
           small.textContent = hit.section;
@@ -86,7 +91,10 @@
       if (category) { params.set("category", category.value); }
       fetch("/api/search?" + params.toString(), { signal: controller.signal, headers: { "Accept": "application/json" } })
         .then(function (response) { return response.ok ? response.json() : { hits: [] }; })
-        .then(function (data) { lastQuery = query; if (input.value.trim() === query) { show(data.hits || []); } })
+        .then(function (data) {
+          lastQuery = query;
+          if (input.value.trim() === query) { show(data.hits || [], data.answer); }
+        })
         .catch(function () {});
     }
 
@@ -159,6 +167,26 @@
     });
   }
 
+  // "Was this answer helpful?" above the results: vote without a reload.
+  function AnswerFeedback(form) {
+    var status = form.querySelector(".answer-status");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var data = {};
+      new FormData(form).forEach(function (value, key) { data[key] = value; });
+      data.helpful = event.submitter ? event.submitter.value : "yes";
+      post(form.action, data).then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) { throw new Error((body.error && body.error.message) || "Sorry, that didn't work."); }
+          form.querySelectorAll("button[name=helpful]").forEach(function (b) {
+            b.setAttribute("aria-pressed", b.value === data.helpful ? "true" : "false");
+          });
+          status.textContent = body.message;
+        });
+      }).catch(function (error) { status.textContent = error.message || "Sorry, we couldn't save that."; });
+    });
+  }
+
   // Heading anchors copy the section's deep link.
   function CopyLinks(article) {
     var status = document.querySelector("[data-copy-status]");
@@ -199,6 +227,21 @@
         .then(function (response) { return response.ok ? response.json() : { hits: [] }; })
         .then(function (data) {
           list.innerHTML = "";
+          if (data.answer) {  // the answer itself, quoted from its section, above the articles
+            var answer = document.createElement("li");
+            answer.className = "suggestion-answer";
+            var text = document.createElement("p");
+            text.textContent = data.answer.text;
+            var from = document.createElement("a");
+            from.href = "/contact/open/" + encodeURIComponent(data.answer.slug) + "?" +
+              new URLSearchParams({ q: subject || query, anchor: data.answer.anchor }).toString();
+            from.target = "_blank";
+            from.rel = "noopener";
+            from.textContent = "From " + data.answer.title + (data.answer.section ? " › " + data.answer.section : "");
+            answer.appendChild(text);
+            answer.appendChild(from);
+            list.appendChild(answer);
+          }
           (data.hits || []).forEach(function (hit) {
             var li = document.createElement("li");
             var a = document.createElement("a");
@@ -259,5 +302,6 @@
   document.querySelectorAll("input[data-suggest]").forEach(function (input) { Combobox(input); });
   document.querySelectorAll("[data-contact]").forEach(function (form) { Deflection(form); });
   document.querySelectorAll("[data-feedback]").forEach(function (section) { Feedback(section); });
+  document.querySelectorAll("[data-kb=answer-feedback]").forEach(function (form) { AnswerFeedback(form); });
   document.querySelectorAll("[data-article]").forEach(function (article) { CopyLinks(article); });
 })();
