@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from kb_site.serve import snapshot
 from search import SearchEngine, build_index
 from search.check import check_articles
 from search.lexical import ParsedQuery
@@ -326,10 +328,61 @@ def test_a_folder_without_search_yml_searches_as_before(corpus, tmp_path, fake_e
     assert found.pinned is None and found.parsed is not None and found.parsed.synonyms == {}
 
 
-
 def test_a_synonym_holds_the_word_it_stands_for_in_the_honest_results(tuned):
     """Without a model, results hold every topic word: a word of a group is held by any entry of the group."""
     engine = SearchEngine(tuned[1], None)
     assert {h.slug for h in engine.search("rucksack").hits} == {"backpack-fitting", "trailhead-backpack"}
     assert [h.slug for h in engine.search("rucksack buckles").hits] == ["trailhead-backpack"]
     assert engine.search("rucksack recall").total == 0  # the other words still count
+
+
+def test_the_watcher_notices_a_change_to_search_yml(corpus):
+    before = snapshot(corpus)
+    tune(corpus, "synonyms:\n  - [rucksack, backpack]\n")
+    assert snapshot(corpus) != before
+
+
+# --------------------------------------------------------------------------- kb search --explain
+
+
+def _tuned_runner(runner, bare_app) -> None:
+    root = Path(bare_app.config["ARTICLES_DIR"])
+    tune(root, 'synonyms:\n  - [parcel, package]\npins:\n  "where is my parcl": track-your-order\n')
+    assert runner.invoke(args=["index"]).exit_code == 0
+
+
+def test_search_explain_shows_terms_pin_and_scores(runner, bare_app):
+    """--explain: each term with its weight and origin (typed, corrected, synonym), the pin, each hit's scores."""
+    _tuned_runner(runner, bare_app)
+    result = runner.invoke(args=["search", "Where is my parcl", "--explain", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index("Terms searched (index term, weight, where it comes from):")
+    assert lines[start + 1:start + 6] == [
+        '  where   1.00  typed "where"',
+        '  my      1.00  typed "my"',
+        '  parcel  0.80  corrected "parcl" to "parcel"',
+        f'  packag  {0.8 * SYNONYM_WEIGHT:.2f}  synonym of "parcel" in _search.yml ("package")',
+        'Pin: "where is my parcl" -> track-your-order, applied',
+    ]
+    first = lines.index(next(line for line in lines if line.startswith(" 1. Track your order")))
+    assert lines[first + 1] == '    pinned first by _search.yml for "where is my parcl"'
+    assert lines[first + 2].startswith("    lexical ") and " dense 0." in lines[first + 2] and " fused " in lines[
+        first + 2]
+    plain = runner.invoke(args=["search", "Where is my parcl", "--limit", "3"]).stdout
+    assert "Terms searched" not in plain and "pinned" not in plain
+
+
+def test_search_explain_json_has_an_explain_object(runner, bare_app):
+    _tuned_runner(runner, bare_app)
+    result = runner.invoke(args=["search", "where is my parcl", "--explain", "--json", "--category", "returns"])
+    assert result.exit_code == 0, result.output
+    explain = json.loads(result.stdout)["explain"]
+    assert explain.keys() == {"terms", "pin", "hits"}
+    assert {"term": "packag", "weight": round(0.8 * SYNONYM_WEIGHT, 4), "kind": "synonym", "from": "parcel",
+            "word": "package"} in explain["terms"]
+    assert explain["pin"] == {"query": "where is my parcl", "article": "track-your-order", "until": None,
+                              "applied": False, "reason": "the category filter leaves the article out"}
+    assert explain["hits"] and set(explain["hits"][0]) == {"slug", "lexical", "dense", "fused", "pinned"}
+    plain = json.loads(runner.invoke(args=["search", "where is my parcl", "--json"]).stdout)
+    assert "explain" not in plain
