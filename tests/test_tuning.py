@@ -386,3 +386,24 @@ def test_search_explain_json_has_an_explain_object(runner, bare_app):
     assert explain["hits"] and set(explain["hits"][0]) == {"slug", "lexical", "dense", "fused", "pinned"}
     plain = json.loads(runner.invoke(args=["search", "where is my parcl", "--json"]).stdout)
     assert "explain" not in plain
+
+
+# --------------------------------------------------------------------------- shipped and documented
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_bundled_search_yml_is_clean_and_pins_where_is_my_parcel():
+    """The sample tuning has no problem at all, not even a warning, and pins the parcel question."""
+    articles = ROOT / "articles"
+    assert [str(p) for p in check_articles(articles) if p.path.name == "_search.yml"] == []
+    tuning, found = parse_tuning((articles / "_search.yml").read_text(), articles / "_search.yml")
+    assert found == [] and len(tuning.synonyms) >= 5
+    assert tuning.pin_for("Where is my parcel?") == Pin("where is my parcel", "track-your-order")
+
+
+def test_the_readme_documents_the_file_and_the_flag():
+    readme = (ROOT / "README.md").read_text()
+    for name in ("`_search.yml`", "`synonyms`", "`pins`", "`until`", "--explain", '"explain"'):
+        assert name in readme, name
+    assert f"at {SYNONYM_WEIGHT} of the weight" in " ".join(readme.split())
