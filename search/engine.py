@@ -421,7 +421,8 @@ class SearchEngine:
         record = gen.docs[row]
         by_meaning = gen.dense.section_scores(passage_scores, row) if (
             gen.dense is not None and passage_scores is not None) else {}
-        topic = [(t, w) for t, w in parsed.words.items() if w not in FUNCTION_WORDS and t in parsed.terms]
+        topic = [(t, w) for t, w in parsed.words.items()
+                 if w not in FUNCTION_WORDS and t in parsed.terms and t not in parsed.synonyms]  # words typed
 
         def fit(number: int) -> float:
             _, heading, text = record.sections[number]
