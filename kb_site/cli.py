@@ -22,9 +22,10 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from search import BuildReport, SearchError, build_index
 from search.check import check_articles
-from search.engine import MODES, SearchEngine, hit_dict
+from search.engine import MODES, SearchEngine, SearchResults, hit_dict
 from search.evaluate import METRICS, answer_report, evaluate, gap_report, load_queries
 from search.evaluate import withhold as withhold_articles
+from search.tuning import explain_terms
 
 from . import create_app
 from .config import ConfigError, search_config
@@ -115,16 +116,21 @@ def index_command(articles_dir: Path | None, output: Path | None, force: bool) -
 @click.option("--category", help="Only articles of this category.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--explain", is_flag=True, help="Also show the terms searched with their weights (typed, corrected, "
+                                               "synonyms), the pin applied, and each hit's scores.")
 @with_appcontext
-def search_command(query: str, limit: int, category: str | None, mode: str, as_json: bool) -> None:
+def search_command(query: str, limit: int, category: str | None, mode: str, as_json: bool, explain: bool) -> None:
     """Search the index and print the ranked articles."""
-    results = service().engine().search(query, limit=limit, category=category, mode=mode)
+    engine = service().engine()
+    results = engine.search(query, limit=limit, category=category, mode=mode)
+    explained = _explain(engine, results) if explain else None
     if as_json:
         click.echo(json.dumps({
             "query": results.query, "mode": results.mode, "total": results.total,
             "suggestion": results.suggestion, "fallback": results.fallback,
             "answer": results.answer.record() if results.answer else None,
             "hits": [hit_dict(h) for h in results.hits], "nearest": [hit_dict(h) for h in results.nearest],
+            **({"explain": explained} if explained else {}),
         }, indent=1))
         return
     if results.fallback:
@@ -132,6 +138,8 @@ def search_command(query: str, limit: int, category: str | None, mode: str, as_j
     if results.suggestion:
         click.echo(f"Showing results for: {results.suggestion}")
     click.echo(f"{results.total} matching articles ({results.took_ms:.1f} ms)")
+    if explained:
+        _echo_explanation(explained)
     if results.answer:
         click.echo(f"\nAnswer ({results.answer.title}" + (f" › {results.answer.section}" if results.answer.section
                                                           else "") + f", {results.answer.url}):")
@@ -141,10 +149,59 @@ def search_command(query: str, limit: int, category: str | None, mode: str, as_j
     for rank, hit in enumerate(results.hits or results.nearest, 1):
         dense = f"{hit.dense_score:.3f}" if hit.dense_score is not None else "-"
         click.echo(f"\n{rank:2}. {click.style(hit.title, bold=True)}  {hit.url}")
-        click.echo(f"    score {hit.score:.3f}  (bm25f {hit.lexical_score:.3f}, semantic {dense})"
-                   + (f"  § {hit.section}" if hit.section else ""))
+        if explained and hit.slug == results.pinned and rank == 1:
+            click.echo(f"    pinned first by _search.yml for \"{explained['pin']['query']}\"")
+        if explained:
+            click.echo(f"    lexical {hit.lexical_score:.3f}  dense {dense}  fused {hit.score:.3f}"
+                       + (f"  § {hit.section}" if hit.section else ""))
+        else:
+            click.echo(f"    score {hit.score:.3f}  (bm25f {hit.lexical_score:.3f}, semantic {dense})"
+                       + (f"  § {hit.section}" if hit.section else ""))
         snippet = html.unescape(_MARK_RE.sub(lambda m: "]" if m.group(0) == "</mark>" else "[", hit.snippet))
         click.echo(f"    {snippet}")
+
+
+def _explain(engine: SearchEngine, results: SearchResults) -> dict[str, Any]:
+    """Return how the results came about: the terms searched, the pin, each hit's scores (JSON-ready)."""
+    terms = [{"term": n.term, "weight": round(n.weight, 4), "kind": n.kind, "from": n.source, "word": n.word}
+             for n in explain_terms(results.parsed)] if results.parsed is not None else []
+    pin = engine.tuning.pin_for(results.query)
+    pinned = None
+    if pin is not None:
+        reason = None
+        if results.pinned is None:
+            if not pin.applies():
+                reason = f"it ended on {pin.until}"
+            elif pin.slug not in engine.slugs():
+                reason = f"no article '{pin.slug}' is in the index"
+            else:
+                reason = "the category filter leaves the article out"
+        pinned = {"query": pin.query, "article": pin.slug, "until": pin.until.isoformat() if pin.until else None,
+                  "applied": results.pinned is not None, "reason": reason}
+    hits = [{"slug": h.slug, "lexical": h.lexical_score, "dense": h.dense_score, "fused": h.score,
+             "pinned": rank == 0 and h.slug == results.pinned}
+            for rank, h in enumerate(results.hits or results.nearest)]  # those shown
+    return {"terms": terms, "pin": pinned, "hits": hits}
+
+
+def _echo_explanation(explained: dict[str, Any]) -> None:
+    """Print the terms searched and the pin, before the hits."""
+    click.echo("Terms searched (index term, weight, where it comes from):")
+    if not explained["terms"]:
+        click.echo("  none: no word of the query is in the index")
+    width = max((len(t["term"]) for t in explained["terms"]), default=0)
+    for term in explained["terms"]:
+        origin = {"typed": f'typed "{term["from"]}"',
+                  "corrected": f'corrected "{term["from"]}" to "{term["word"]}"',
+                  "synonym": f'synonym of "{term["from"]}" in _search.yml ("{term["word"]}")'}[term["kind"]]
+        click.echo(f"  {term['term']:<{width}}  {term['weight']:.2f}  {origin}")
+    pin = explained["pin"]
+    if pin is None:
+        click.echo("Pin: none for this query")
+    else:
+        until = f" until {pin['until']}" if pin["until"] else ""
+        outcome = "applied" if pin["applied"] else f"not applied: {pin['reason']}"
+        click.echo(f"Pin: \"{pin['query']}\" -> {pin['article']}{until}, {outcome}")
 
 
 @click.command("check")

@@ -24,6 +24,7 @@ from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 
 from search import SearchError, build_index
+from search.tuning import TUNING_FILE
 
 from .db import database
 from .search_service import service
@@ -32,9 +33,9 @@ log = logging.getLogger(__name__)
 
 
 def snapshot(articles_dir: Path) -> dict[str, tuple[int, int]]:
-    """Return the modification time and size of every article and category file."""
+    """Return the modification time and size of every article and category file, and of ``_search.yml``."""
     found = {}
-    for pattern in ("*.md", "_category.yml"):
+    for pattern in ("*.md", "_category.yml", TUNING_FILE):
         for path in articles_dir.rglob(pattern):
             try:
                 stat = path.stat()

@@ -36,6 +36,8 @@ class BrokenFile:
             return f"still serving the version of {self.served:%Y-%m-%d %H:%M} UTC"
         if Path(self.path).name == "_category.yml":
             return "the categories of the last good build are kept"
+        if self.path == "_search.yml":
+            return "the synonyms and pins of the last good build are kept"
         return "left out of the index"
 
     def record(self) -> dict[str, Any]:

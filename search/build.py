@@ -34,6 +34,7 @@ from .folder import load_categories, walk
 from .generation import Block, Doc, FileNote, Generation, IndexCorrupt
 from .lexical import TermCounts, write_whoosh
 from .store import IndexStore
+from .tuning import TUNING_FILE, load_tuning
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class _Previous:
     model: str | None = None
     site: dict[str, Any] = field(default_factory=dict)  # categories and redirects
     errors: tuple[BrokenFile, ...] = ()
+    tuning: dict[str, Any] = field(default_factory=dict)  # Tuning.record() of the synonyms and pins
     blocks: list[Block] = field(default_factory=list)
     slugs: list[list[str]] = field(default_factory=list)  # each block's slugs, in row order
     hashes: dict[str, str] = field(default_factory=dict)  # slug -> content hash of the version indexed
@@ -90,7 +92,7 @@ class _Previous:
             manifest = generation.manifest()
             rows, layout = generation.rows(), generation.layout()
             old = cls(generation, generation.files(), bool(manifest.get("dense")), manifest.get("model"),
-                      generation.site(), generation.errors(), [block for block, _n in layout])
+                      generation.site(), generation.errors(), generation.tuning(), [block for block, _n in layout])
             start = 0
             for number, (_block, n) in enumerate(layout):
                 old.slugs.append([slug for slug, _hash in rows[start:start + n]])
@@ -136,11 +138,13 @@ class _Plan:
     records: dict[str, dict[str, Any]]  # the record of each fresh article, and of each kept one whose changed
     site: dict[str, Any]
     errors: tuple[BrokenFile, ...]
+    tuning: dict[str, Any]  # Tuning.record(): the synonyms and pins search applies
 
     def is_noop(self, old: _Previous, want_dense: bool) -> bool:
         """Return whether the plan is what ``old`` already holds (nothing to publish)."""
         return (old.generation is not None and not self.fresh and not self.removed and not self.records
-                and (old.dense or not want_dense) and self.site == old.site and self.errors == old.errors)
+                and (old.dense or not want_dense) and self.site == old.site and self.errors == old.errors
+                and self.tuning == old.tuning)
 
 
 def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embedder | None, *,
@@ -252,12 +256,13 @@ def _diff(root: Path, scan: _Scan, previous: _Previous, old: _Previous) -> _Plan
             record = article.record(root)
             if slug not in keep or record != old.record(slug):
                 records[slug] = record
-    category_errors: list[ArticleError] = []
+    folder_errors: list[ArticleError] = []  # of the category files and _search.yml
     site = _site_data(root, old, scan.current.keys(), removed,
-                      [scan.parsed[s] for s in fresh_slugs if s not in old.hashes], category_errors)
-    errors = _broken(root, scan.failures + [_Failure(e) for e in category_errors], previous.errors)
+                      [scan.parsed[s] for s in fresh_slugs if s not in old.hashes], folder_errors)
+    tuning = _tuning_data(root, scan, old, previous, folder_errors)
+    errors = _broken(root, scan.failures + [_Failure(e) for e in folder_errors], previous.errors)
     return _Plan(keep, [scan.parsed[s] for s in fresh_slugs], removed,
-                 sum(1 for s in fresh_slugs if s in old.hashes), records, site, errors)
+                 sum(1 for s in fresh_slugs if s in old.hashes), records, site, errors, tuning)
 
 
 _Row = tuple[int, int] | Article  # a row of a new block: (old block, row in it) carried over, or a fresh article
@@ -311,6 +316,7 @@ def _write_generation(generation: Generation, old: _Previous, plan: _Plan, embed
     _tick(progress, "analyse", len(plan.fresh), len(plan.fresh))
     generation.write_blocks([*linked, *((b, len(c)) for b, c in written)], rows)
     generation.write_site(plan.site)
+    generation.write_tuning(plan.tuning)
     generation.write_errors(plan.errors)
     release_memory()
     try:
@@ -437,6 +443,33 @@ def _site_data(root: Path, old: _Previous, current: Collection[str], removed: li
             seen.add(redirects[old_slug])
             redirects[old_slug] = redirects[redirects[old_slug]]
     return {"categories": categories, "redirects": redirects}
+
+
+def _tuning_data(root: Path, scan: _Scan, old: _Previous, previous: _Previous,
+                 errors: list[ArticleError]) -> dict[str, Any]:
+    """Return the synonyms and pins of ``_search.yml``, its pins checked against the published articles.
+
+    A file with any error is recorded like a broken article, and the last good tuning stays in force
+    (warnings, like a pin past its date, are for ``kb check``). Reading it costs nothing worth saving: an
+    edit to it alone publishes a generation whose blocks are all the last one's, nothing re-embedded.
+    """
+    tuning, problems = load_tuning(root)
+
+    def aliases() -> dict[str, str]:  # only when a pin names no current slug: it may read every record
+        found: dict[str, str] = {}
+        for slug in scan.current:
+            article = scan.parsed.get(slug)
+            record = old.record(slug) if article is None else None
+            for alias in article.aliases if article is not None else (record or {}).get("aliases", ()):
+                found.setdefault(alias, slug)
+        return found
+
+    tuning, unknown = tuning.resolve(root / TUNING_FILE, scan.current.keys(), aliases)
+    failed = [p for p in (*problems, *unknown) if not p.warning]
+    if failed:
+        errors.extend(failed)
+        return previous.tuning
+    return tuning.record()
 
 
 def _write_dense(written: list[tuple[Block, list[_Row]]], old: _Previous, plan: _Plan, embedder: Embedder,

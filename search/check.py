@@ -1,4 +1,4 @@
-"""Lint a folder of articles before it ships: every problem as ``file:line: message``."""
+"""Lint a folder of articles (and its ``_search.yml``) before it ships: every problem as ``file:line: message``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .articles import Article, ArticleError, InvalidArticle, field_line
-from .folder import load_categories, load_corpus, real_path_inside
+from .folder import Corpus, load_categories, load_corpus, real_path_inside
+from .tuning import TUNING_FILE, load_tuning
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _LINK_RE = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
@@ -80,7 +81,20 @@ def check_articles(root: Path | str) -> list[Problem]:
                 by_alias[alias] = article
     for article in corpus.articles:
         problems += _check_one(article, root, by_slug, by_alias, set(categories), unparsed)
+    problems += _check_tuning(root, corpus, unparsed)
     return sorted(problems, key=lambda p: (str(p.path), p.line))
+
+
+def _check_tuning(root: Path, corpus: Corpus, unparsed: _Unparsed) -> list[Problem]:
+    """Return the problems of ``_search.yml``: its own, and pins naming no published article."""
+    tuning, found = load_tuning(root)
+    published = {a.slug for a in corpus.articles if not a.draft}
+    aliases = {alias: a.slug for a in corpus.articles if not a.draft for alias in a.aliases}
+    drafts = {a.slug for a in corpus.articles if a.draft} - published
+    _resolved, unknown = tuning.resolve(root / TUNING_FILE, published, lambda: aliases, drafts=drafts,
+                                        unparsed=unparsed.slugs)
+    return [Problem(p.path, p.line, f"{p.field}: {p.message}" if p.field else p.message,
+                    "warning" if p.warning else "error") for p in (*found, *unknown)]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .lexical import (
 )
 from .library import Library
 from .store import IndexStore
+from .tuning import Tuning, pinned_first
 
 
 class QueryError(SearchError, ValueError):
@@ -104,6 +105,8 @@ class SearchResults:
     # When no article answers with confidence (total 0): the closest few candidates, "These might help".
     nearest: list[Hit] = field(default_factory=list)
     answer: Answer | None = None  # the best result's answering sentences, when it answers with confidence
+    pinned: str | None = None  # the article editors pinned to this query (_search.yml), ranked first
+    parsed: ParsedQuery | None = field(default=None, repr=False)  # the weighted terms ranked by (kb search --explain)
 
 
 @dataclass
@@ -123,6 +126,7 @@ class _Opened:
     mismatch: str | None = None  # why its vectors are not used: another model embedded them
     related: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # computed once a generation
     asked: dict[str, list[int]] = field(default_factory=dict)  # a title or question, normalised -> rows
+    tuning: Tuning = field(default_factory=Tuning)  # the editors' synonyms and pins
 
 
 class SearchEngine:
@@ -156,6 +160,7 @@ class SearchEngine:
             dense = generation.dense(title_weight=cfg.title_weight) if generation.has_vectors else None
             built_with = generation.manifest().get("model") if dense is not None else None
             library = generation.library() if self.pages else None
+            tuning = Tuning.from_record(generation.tuning())
         except Exception as exc:  # any unreadable part means the index must be rebuilt: say which
             raise IndexCorrupt(f"cannot open the index in {generation.path} ({type(exc).__name__}: {exc}); "
                                "rebuild it with 'kb index --force'") from exc
@@ -176,7 +181,7 @@ class SearchEngine:
             for question in {asked_form(q) for q in (doc.title, *doc.questions)}:
                 asked.setdefault(question, []).append(row)
         return _Opened(generation.name, docs, lexical, dense, categories, library, rows, names, codes, vectors,
-                       mismatch, asked=asked)
+                       mismatch, asked=asked, tuning=tuning)
 
     @property
     def generation(self) -> str:
@@ -186,6 +191,11 @@ class SearchEngine:
     def mismatch(self) -> str | None:
         """Why the open generation's vectors are not used (another model embedded them), or None."""
         return self._gen.mismatch
+
+    @property
+    def tuning(self) -> Tuning:
+        """Return the editors' synonyms and pins of the open generation."""
+        return self._gen.tuning
 
     @property
     def articles(self) -> int:
@@ -299,6 +309,7 @@ class SearchEngine:
         parsed = gen.lexical.parse(text)
         if not correct:
             parsed = parsed.uncorrected()
+        parsed = gen.tuning.expand(parsed, gen.lexical.known)  # editors' synonyms join the terms (tuning.py)
         lexical = gen.lexical.scores(parsed)
         dense_scores = passage_scores = vectors = scored = None
         fallback = False
@@ -329,7 +340,7 @@ class SearchEngine:
         if parsed.corrections and not self._corrects_all(gen, parsed) and (
                 by_meaning or vectors is None and not self._corrects_better(gen, parsed)):
             # Not better than the query as typed ("rent a tent" is no "rest a tent"): no correction.
-            parsed = parsed.uncorrected()
+            parsed = gen.tuning.expand(parsed.uncorrected(), gen.lexical.known)  # (synonyms of the words typed)
             lexical = gen.lexical.scores(parsed)
         matched = lexical > 0
         if dense_scores is not None:
@@ -355,6 +366,7 @@ class SearchEngine:
         if honest:
             matched = matched & (self._confident(gen, parsed, lexical if mode != "dense" else None, dense_scores)
                                  | (first > 0))
+        matched, pin = gen.tuning.pin(text, gen.rows, matched)  # an editors' pin joins the matches (tuning.py)
         counts = np.bincount(gen.category_codes[matched], minlength=len(gen.category_names))
         facets = {gen.category_names[i]: int(c) for i, c in enumerate(counts) if c}
         code = -1
@@ -363,6 +375,7 @@ class SearchEngine:
             matched = matched & (gen.category_codes == code)
         total = int(np.count_nonzero(matched))
         ranked = fusion.top_k(np.where(matched, score, -np.inf), min(offset + limit, total))
+        ranked, pinned = pinned_first(ranked, pin, matched)  # and goes first, unless the category filter left it out
         page = ranked[offset:]
         if scored is not None and gen.dense is not None and vectors is not None:
             unscored = np.setdiff1d(page, scored)  # shown, but not among the candidates: find its best section
@@ -386,7 +399,7 @@ class SearchEngine:
         return SearchResults(query=text, mode=mode, hits=hits, total=total,
                              suggestion=parsed.suggestion if total else None,
                              fallback=fallback, took_ms=(time.perf_counter() - started) * 1000,
-                             categories=facets, nearest=nearest, answer=answer)
+                             categories=facets, nearest=nearest, answer=answer, pinned=pinned, parsed=parsed)
 
     def _answers(self, top: int, dense: np.ndarray, score: np.ndarray) -> bool:
         """Return whether the best result is sure enough to show its answer: close in meaning, and well ahead
@@ -408,7 +421,8 @@ class SearchEngine:
         record = gen.docs[row]
         by_meaning = gen.dense.section_scores(passage_scores, row) if (
             gen.dense is not None and passage_scores is not None) else {}
-        topic = [(t, w) for t, w in parsed.words.items() if w not in FUNCTION_WORDS and t in parsed.terms]
+        topic = [(t, w) for t, w in parsed.words.items()
+                 if w not in FUNCTION_WORDS and t in parsed.terms and t not in parsed.synonyms]  # words typed
 
         def fit(number: int) -> float:
             _, heading, text = record.sections[number]

@@ -6,6 +6,7 @@ Only this module knows the files' names and formats. Layout of a generation fold
     blocks.json                 the blocks, in row order, with their number of rows
     rows.json                   each row's slug and content hash (all an incremental build reads of the rows)
     site.json                   categories, and the redirects of renamed articles
+    tuning.json                 the editors' synonyms and pins from _search.yml, as checked (see ``tuning``)
     errors.json                 the files the build could not take as they are (BrokenFile records)
     files.json                  the builder's note of each article file: time, size, slug, hash
     whoosh/                     the whoosh index: each article's slug and its words, for spelling correction
@@ -287,6 +288,16 @@ class Generation(Block):
 
     def write_site(self, site: dict[str, Any]) -> None:
         _write(self.path / "site.json", site)
+
+    def tuning(self) -> dict[str, Any]:
+        """Return the ``Tuning.record()`` of the synonyms and pins (``{}``: none, or built before tuning)."""
+        try:
+            return _read(self.path / "tuning.json")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return {}
+
+    def write_tuning(self, tuning: dict[str, Any]) -> None:
+        _write(self.path / "tuning.json", tuning)
 
     def errors(self) -> tuple[BrokenFile, ...]:
         """Return the problems recorded in the generation (none in one built before they were recorded)."""

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -197,6 +197,14 @@ def _write_whoosh(directory: Path, articles: Sequence[Article], removed: Iterabl
 # --------------------------------------------------------------------------- querying
 
 
+class Alternatives(NamedTuple):
+    """A synonym group a query uses (see ``tuning``): an article holding any one of its entries holds the
+    query's words of the group."""
+
+    terms: tuple[str, ...]  # the query's terms of the group, typed or corrected, whether an article has them or not
+    entries: tuple[tuple[str, ...], ...]  # the terms of each entry of the group that some article has, all of them
+
+
 @dataclass(frozen=True)
 class ParsedQuery:
     """Weighted index terms of a query, with the typo corrections that were applied."""
@@ -207,6 +215,8 @@ class ParsedQuery:
     words: dict[str, str] = field(default_factory=dict)  # index term -> the query word it came from
     codes: tuple[str, ...] = ()  # index terms of rare whole codes with a digit: a SKU (TH-45-GRN), a part number
     unknown: tuple[str, ...] = ()  # topic words in no article, uncorrected: no article holds every word
+    synonyms: dict[str, str] = field(default_factory=dict)  # term added by tuning.py -> the entry it stands in for
+    either: tuple[Alternatives, ...] = ()  # the synonym groups it uses (tuning.py)
 
     def matches(self, text: str) -> float:
         """Return how well a passage of text matches, fast: the weights of query words found in it.
@@ -218,12 +228,13 @@ class ParsedQuery:
         return sum(w for t, w in self.terms.items() if t in lower or self.words.get(t, t) in lower)
 
     def uncorrected(self) -> ParsedQuery:
-        """Return the query without its typo corrections: the words as typed that the index knows."""
+        """Return the query without its typo corrections: the words as typed that the index knows (without
+        synonyms either: ``Tuning.expand`` adds those of the words as typed again)."""
         if not self.corrections:
             return self
         fixes = set(self.corrections.values())
-        kept = {t: w for t, w in self.terms.items() if self.words.get(t) not in fixes or self.words.get(t) in
-                self.text.lower().split()}
+        kept = {t: w for t, w in self.terms.items() if t not in self.synonyms and (
+            self.words.get(t) not in fixes or self.words.get(t) in self.text.lower().split())}
         return ParsedQuery(self.text, kept, {}, {t: w for t, w in self.words.items() if t in kept}, self.codes,
                            (*self.unknown, *self.corrections))
 
@@ -326,17 +337,30 @@ class LexicalIndex:
         like a SKU, and not one a whole help centre is about ("COVID-19")."""
         return int(self.doc_freq[self.vocab[term]]) <= max(3, 0.02 * self.matrix.shape[1])
 
+    def known(self, term: str) -> bool:
+        """Return whether some article has this index term (only such terms can be searched)."""
+        return self._known(term)
+
     def _known(self, stem: str | None) -> bool:
         term = self.vocab.get(stem) if stem else None
         return term is not None and term < len(self.doc_freq) and bool(self.doc_freq[term])
 
     def holds_all(self, query: ParsedQuery) -> np.ndarray:
         """Return which articles hold every topic word of the query: its words and corrections, not its
-        function words ("how", "my"), nor a code's parts (weighted less) when the whole code is there."""
-        if query.unknown:
+        function words ("how", "my"), nor a code's parts (weighted less) when the whole code is there.
+
+        A word of an editors' synonym group is held by an article holding any entry of the group, even a word
+        that no article has ("rucksack", with [rucksack, backpack]).
+        """
+        grouped = {t for group in query.either for t in group.terms}
+        if any(_stemmer_one("".join(SPLIT_RE.split(word))) not in grouped for word in query.unknown):
             return np.zeros(self.matrix.shape[1], dtype=bool)
-        return self._holding([t for t, w in query.terms.items()
-                              if w >= FUZZY_WEIGHT and query.words.get(t, t) not in FUNCTION_WORDS])
+        topic = [t for t, w in query.terms.items()
+                 if w >= FUZZY_WEIGHT and t not in grouped and query.words.get(t, t) not in FUNCTION_WORDS]
+        held = self._holding(topic) if topic or not query.either else np.ones(self.matrix.shape[1], dtype=bool)
+        for group in query.either:
+            held &= np.logical_or.reduce([self._holding(entry) for entry in group.entries])
+        return held
 
     def holds_codes(self, query: ParsedQuery) -> np.ndarray:
         """Return which articles hold every whole code of the query (none do when it has none)."""

@@ -44,6 +44,18 @@ def test_watcher_publishes_edits_additions_and_removals(app, corpus):
         assert wait_for(lambda: client.get("/articles/stove-recall").status_code == 404)
 
 
+def test_watcher_applies_an_edit_to_search_yml(app, corpus):
+    """Synonyms and pins written to _search.yml reach the running site's search within 10 s."""
+    client = app.test_client()
+    assert client.get("/api/search?q=rucksack&mode=lexical").get_json()["total"] == 0
+    with watching(app):
+        (corpus / "_search.yml").write_text("synonyms:\n  - [rucksack, backpack]\n")
+        assert wait_for(lambda: client.get("/api/search?q=rucksack&mode=lexical").get_json()["total"] == 2)
+        (corpus / "_search.yml").write_text("synonyms:\n  - [daypack, backpack]\n")  # seen by the watcher alone
+        assert wait_for(lambda: client.get("/api/search?q=daypack&mode=lexical").get_json()["total"] == 2)
+        assert client.get("/api/search?q=rucksack&mode=lexical").get_json()["total"] == 0
+
+
 def test_rebuild_is_seen_at_once_and_rename_redirects(app, corpus, fake_embedder):
     """After kb index the next request sees the new index; a renamed file's old slug answers 301."""
     client = app.test_client()
