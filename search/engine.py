@@ -383,10 +383,11 @@ class SearchEngine:
                 gen.dense.passage_scores(vectors[-1], unscored, passage_scores)
         hits = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores) for d in page]
         answer = None
-        if hits and not offset and (first[page[0]] == 2.0 or dense_scores is not None and self._answers(
+        # The query is the article's own question, or editors pinned the article to it: that is the answer.
+        sure = bool(hits) and (first[page[0]] == 2.0 or pinned == hits[0].slug)
+        if hits and not offset and (sure or dense_scores is not None and self._answers(
                 int(page[0]), dense_scores, np.where(candidates, score, -np.inf))):
-            answer = self._answer(gen, hits[0], parsed, 1.0 if first[page[0]] == 2.0 else hits[0].dense_score,
-                                  passage_scores)
+            answer = self._answer(gen, hits[0], parsed, 1.0 if sure else hits[0].dense_score, passage_scores)
         nearest: list[Hit] = []
         if not total and not offset:
             if category:
