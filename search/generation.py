@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .analysis import markdown_text
 from .ann import Graph, keys_of, open_graph, write_graph
 from .articles import Article
 from .broken import BrokenFile
@@ -46,13 +45,14 @@ from .dense import DenseIndex
 from .errors import SearchError
 from .lexical import FIELDS, TermCounts
 from .library import Library
+from .text import section_units
 
 
 class IndexCorrupt(SearchError, RuntimeError):
     """The published index is incomplete, unreadable or of another format; rebuild it with ``kb index``."""
 
 
-FORMAT_VERSION = 4  # bump when the analyzer or any file's layout changes: old generations are rebuilt
+FORMAT_VERSION = 5  # bump when the analyzer or any file's layout changes: old generations are rebuilt
 
 MANIFEST = "manifest.json"
 FILES = "files.json"  # the builder's note, rewritten in place when only timestamps change: not in the manifest
@@ -69,13 +69,14 @@ class Doc:
     summary: str
     category: str
     hash: str  # Article.content_hash of the version indexed
-    sections: tuple[tuple[str, str, str], ...]  # (anchor, heading, plain text) a section, for snippets
+    # (anchor, heading, text) a section; its text as a reader sees it, one unit a line (text.section_units)
+    sections: tuple[tuple[str, str, str], ...]
 
     @classmethod
     def of(cls, article: Article) -> Doc:
         """Return the indexed form of an article."""
         return cls(article.slug, article.title, article.summary, article.category, article.content_hash,
-                   tuple((s.anchor, s.heading, " ".join(markdown_text(s.text).split())) for s in article.sections))
+                   tuple((s.anchor, s.heading, "\n".join(section_units(s.text))) for s in article.sections))
 
     def record(self) -> dict[str, Any]:
         """Return the doc as JSON-ready data."""
