@@ -15,6 +15,20 @@ MAX_QUERY_CHARS = 1000  # longer input (a pasted e-mail) is cut: its start carri
 
 # "us" is a country to a shop, not a stop word.
 STOP = frozenset(STOP_WORDS - {"us"})
+# Words never marked in a snippet nor counted in choosing its sentences: the query keeps them (ranking is
+# tuned with STOP), but a marked "how" or "my" tells the reader nothing. NLTK's English stop words
+# (nltk.corpus.stopwords, 179 words) with whoosh's, "us" again kept.
+HIGHLIGHT_STOP = STOP | frozenset("""
+    i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself yourselves he him
+    his himself she she's her hers herself it it's its itself they them their theirs themselves what which who
+    whom this that that'll these those am is are was were be been being have has had having do does did doing a
+    an the and but if or because as until while of at by for with about against between into through during
+    before after above below to from up down in out on off over under again further then once here there when
+    where why how all any both each few more most other some such no nor not only own same so than too very s t
+    can will just don don't should should've now d ll m o re ve y ain aren aren't couldn couldn't didn didn't
+    doesn doesn't hadn hadn't hasn hasn't haven haven't isn isn't ma mightn mightn't mustn mustn't needn needn't
+    shan shan't shouldn shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
+""".split()) - {"us"}
 # Words and codes: "TH-45-GRN", "e-mail", "3.5mm", "don't".
 TOKEN_RE = r"\w+(?:['’\-_./]\w+)*"
 SPLIT_RE = re.compile(r"['’\-_./]")
