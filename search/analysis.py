@@ -15,17 +15,22 @@ MAX_QUERY_CHARS = 1000  # longer input (a pasted e-mail) is cut: its start carri
 
 # "us" is a country to a shop, not a stop word.
 STOP = frozenset(STOP_WORDS - {"us"})
-# The words of a question that carry no topic (the stop list of NLTK's English corpus, which the index
-# keeps: "how" and "my" are in articles' text, and whoosh's shorter list is baked into every index): a match
-# on them alone is no match, and they are never highlighted.
-FUNCTION_WORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between
-both but by can could did do does doing down during each few for from further had has have having he her
-here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
-now of off on once only or other our ours ourselves out over own same she should so some such than that the
-their theirs them themselves then there these they this those through to too under until up very was we were
-what when where which while who whom why will with would you your yours yourself yourselves
-""".split())
+# The words of a question that carry no topic: never marked in a snippet nor counted in choosing its
+# sentences, a match on them alone is no match (SearchEngine._confident), and the answer is not chosen by
+# them. The index keeps them (ranking is tuned with STOP, baked into every index), but a marked "how" or
+# "my" tells the reader nothing. NLTK's English stop words (nltk.corpus.stopwords, 179 words) with
+# whoosh's, "us" again kept.
+FUNCTION_WORDS = STOP | frozenset("""
+    i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself yourselves he him
+    his himself she she's her hers herself it it's its itself they them their theirs themselves what which who
+    whom this that that'll these those am is are was were be been being have has had having do does did doing a
+    an the and but if or because as until while of at by for with about against between into through during
+    before after above below to from up down in out on off over under again further then once here there when
+    where why how all any both each few more most other some such no nor not only own same so than too very s t
+    can will just don don't should should've now d ll m o re ve y ain aren aren't couldn couldn't didn didn't
+    doesn doesn't hadn hadn't hasn hasn't haven haven't isn isn't ma mightn mightn't mustn mustn't needn needn't
+    shan shan't shouldn shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
+""".split()) - {"us"}
 # Words and codes: "TH-45-GRN", "e-mail", "3.5mm", "don't".
 TOKEN_RE = r"\w+(?:['’\-_./]\w+)*"
 SPLIT_RE = re.compile(r"['’\-_./]")

@@ -9,17 +9,14 @@ is where help articles put the answer.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .analysis import FUNCTION_WORDS, stems
+from .text import sentences
 
 MOST_SENTENCES = 3
 MOST_CHARS = 320  # about three lines: more is an article, not an answer
-# A sentence ends at . ! or ? followed by a capital, a digit or a quote; "e.g. this" and "3.5 mm" do not end one.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
-_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|etc|approx|incl|no|nos|vs|mr|mrs|ms|dr|st)\.$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -45,17 +42,6 @@ class Answer:
 def revision(heading: str, text: str) -> str:
     """Return a section's content revision: it changes when the section's heading or text does."""
     return hashlib.sha256(f"{heading}\x1f{text}".encode()).hexdigest()[:16]
-
-
-def sentences(unit: str) -> list[str]:
-    """Split a paragraph into sentences, keeping abbreviations ("e.g.", "No. 5") inside theirs."""
-    out: list[str] = []
-    for piece in _SENTENCE_END.split(unit.strip()):
-        if out and _ABBREVIATION.search(out[-1]):
-            out[-1] = f"{out[-1]} {piece}"
-        elif piece:
-            out.append(piece)
-    return out
 
 
 def extract(text: str, terms: Mapping[str, float], words: Mapping[str, str]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import threading
 import time
@@ -490,10 +489,7 @@ class SearchEngine:
         if best < 0 and sections and parsed.terms:
             best = max(range(len(sections)), key=lambda i: parsed.matches(f"{sections[i][1]} {sections[i][2]}"))
         anchor, heading, text = sections[best] if 0 <= best < len(sections) else ("", "", "")
-        snippet = gen.lexical.snippet(text, parsed.terms) if parsed.terms and text else ""
-        if not snippet:
-            plain = " ".join((text or record.summary).split())
-            snippet = html.escape(plain[:200] + ("…" if len(plain) > 200 else ""), quote=False)
+        snippet = gen.lexical.snippet(text or record.summary, parsed.terms)
         return Hit(
             slug=record.slug, title=record.title, url=f"/articles/{record.slug}" + (f"#{anchor}" if anchor else ""),
             anchor=anchor, section=heading, summary=record.summary, category=record.category,

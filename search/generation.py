@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .analysis import markdown_text
 from .ann import Graph, keys_of, open_graph, write_graph
 from .articles import Article
 from .broken import BrokenFile
@@ -47,6 +46,7 @@ from .dense import DenseIndex
 from .errors import SearchError
 from .lexical import FIELDS, TermCounts
 from .library import Library
+from .text import section_units
 
 
 class IndexCorrupt(SearchError, RuntimeError):
@@ -70,14 +70,15 @@ class Doc:
     summary: str
     category: str
     hash: str  # Article.content_hash of the version indexed
-    sections: tuple[tuple[str, str, str], ...]  # (anchor, heading, plain text) a section, for snippets
+    # (anchor, heading, text) a section; its text as a reader sees it, one unit a line (text.section_units)
+    sections: tuple[tuple[str, str, str], ...]
     questions: tuple[str, ...] = ()  # how customers ask it: a query that is one of them puts it first
 
     @classmethod
     def of(cls, article: Article) -> Doc:
         """Return the indexed form of an article."""
         return cls(article.slug, article.title, article.summary, article.category, article.content_hash,
-                   tuple((s.anchor, s.heading, " ".join(markdown_text(s.text).split())) for s in article.sections),
+                   tuple((s.anchor, s.heading, "\n".join(section_units(s.text))) for s in article.sections),
                    article.questions)
 
     def record(self) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 whoosh is the index of record and the analyser: its analysers (ShopAnalyzer)
 tokenise and stem every field, its index keeps the documents by slug and the
-vocabulary that spelling correction draws on, and it highlights snippets. The
-stemmed fields themselves are counted into term-count matrices and not indexed
+vocabulary that spelling correction draws on (snippets are cut in ``highlight``).
+The stemmed fields themselves are counted into term-count matrices and not indexed
 by whoosh: nothing reads them back, and indexing them was most of a cold
 build's time (290 of 370 s at 10,000 articles). Scoring a query through whoosh's searcher costs ~30 ms
 at 10,000 articles, so the BM25F weight of every (article, term) pair is
@@ -13,8 +13,8 @@ dot product (well under a millisecond).
 
 from __future__ import annotations
 
-import bisect
 import contextlib
+import math
 import os
 import random
 import re
@@ -30,10 +30,9 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from whoosh import fields, index
 from whoosh.filedb.filestore import FileStorage
-from whoosh.highlight import ContextFragmenter, HtmlFormatter, highlight
 
+from . import highlight
 from .analysis import (
-    ANALYZER,
     FUNCTION_WORDS,
     SPLIT_RE,
     STOP,
@@ -382,56 +381,26 @@ class LexicalIndex:
         weights = np.fromiter(query.terms.values(), dtype=np.float32)
         return np.asarray(self.matrix[ids].T @ weights, dtype=np.float32).ravel()
 
-    def snippet(self, text: str, terms: Iterable[str], *, surround: int = 60, top: int = 2) -> str:
-        """Return an HTML-escaped excerpt of ``text`` with the matched terms in ``<mark>``."""
-        terms = frozenset(terms)
-        formatter = _MarkFormatter(between=" … ")
-        fragmenter = ContextFragmenter(maxchars=SNIPPET_CHARS, surround=surround)
-        marked = highlight(_densest_window(text, terms, surround), terms, ANALYZER, fragmenter, formatter, top=top)
-        return " ".join((marked or "").split())
+    def snippet(self, text: str, terms: Iterable[str] | Mapping[str, float]) -> str:
+        """Return whole sentences of a section's text (its units one a line), HTML-escaped, matched words in
+        ``<mark>``; ``terms`` are a query's index terms, or ``ParsedQuery.terms`` with their weights.
 
-
-SNIPPET_CHARS = 240
-
-
-def _densest_window(text: str, terms: frozenset[str], surround: int) -> str:
-    """Return the part of a long text where most query terms occur close together, cut at spaces.
-
-    Highlighting analyses (tokenises and stems) every word it is given, ~60% of a query's time when it
-    was given whole sections. A stem less its last letter starts every word it came from ("deliveri",
-    "delivery"), so a cheap scan for those beginnings finds where the excerpt will be; only that window
-    is analysed, and the highlighter still marks exactly the words whose stems match.
-    """
-    if len(text) <= 2 * SNIPPET_CHARS or not terms:
-        return text
-    starts = sorted({t[:-1] if len(t) > 3 else t for t in terms}, key=len, reverse=True)
-    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, starts)) + ")", re.IGNORECASE)
-    matches = list(pattern.finditer(text))
-    if not matches:
-        return text[:2 * SNIPPET_CHARS]
-    positions = [m.start() for m in matches]
-    words = [m.group(0).lower() for m in matches]
-    best, best_count = positions[0], 0
-    for i, at in enumerate(positions):  # the matches within one excerpt of this one: a huge text stays linear
-        count = len(set(words[i:bisect.bisect_left(positions, at + SNIPPET_CHARS, lo=i)]))
-        if count > best_count:
-            best, best_count = at, count
-    begin, end = max(0, best - surround), best + SNIPPET_CHARS + surround
-    if begin:
-        begin = text.find(" ", begin) + 1 or begin
-    if end < len(text):
-        space = text.rfind(" ", begin, end)
-        end = space if space > best else end
-    return text[begin:end]
+        A term counts as its weight times its idf, so the sentence naming "PayPal" beats one that only says
+        "refund" for "paypal refund"; see ``highlight.snippet``.
+        """
+        given = terms if isinstance(terms, Mapping) else dict.fromkeys(terms, 1.0)
+        n_docs = self.matrix.shape[1]
+        weights = {}
+        for term, weight in given.items():
+            row = self.vocab.get(term)
+            freq = int(self.doc_freq[row]) if row is not None and row < len(self.doc_freq) else 0
+            weights[term] = weight * math.log1p((n_docs - freq + 0.5) / (freq + 0.5))
+        return highlight.snippet(text, weights)
 
 
 def _stemmer_one(word: str) -> str | None:
     out = stems(word)
     return out[-1] if out else None
-
-
-class _MarkFormatter(HtmlFormatter):
-    template = "<mark>%(t)s</mark>"
 
 
 def bm25f_matrix(counts: TermCounts, *, weights: Mapping[str, float], b: Mapping[str, float],
