@@ -202,7 +202,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DENSE_SPREAD", fusion.DEFAULT_DENSE_SPREAD,
             "Least range of semantic scores stretched to the full scale, so flat scores stay flat."),
     Setting("MIN_DENSE_SCORE", SearchConfig.min_dense_score,
-            "Least cosine similarity for an article with no matching word to count as a result."),
+            "Least cosine similarity for an article with no matching word to be a candidate."),
+    Setting("CONFIDENCE", SearchConfig.confidence,
+            "Results are confident when the best article's cosine plus its lead over the mean of the next nine "
+            "reaches this (higher: fewer results, more 'No article answers this yet')."),
+    Setting("CONFIDENCE_MARGIN", SearchConfig.confidence_margin,
+            "Articles within this cosine of the best confident one are results too."),
+    Setting("ANSWER_CONFIDENCE", SearchConfig.answer_confidence,
+            "Least cosine of the best result for its section to be shown as the answer on top."),
+    Setting("ANSWER_LEAD", SearchConfig.answer_lead,
+            "Least lead of the best result's hybrid score over every other candidate's for the answer on top."),
 )
 
 
@@ -225,4 +234,8 @@ def search_config(config: Mapping[str, Any]) -> SearchConfig:
         pool=config["FUSION_POOL"],
         dense_spread=config["DENSE_SPREAD"],
         min_dense_score=config["MIN_DENSE_SCORE"],
+        confidence=config["CONFIDENCE"],
+        confidence_margin=config["CONFIDENCE_MARGIN"],
+        answer_confidence=config["ANSWER_CONFIDENCE"],
+        answer_lead=config["ANSWER_LEAD"],
     )

@@ -17,6 +17,7 @@ from .text import sentences
 
 MOST_SENTENCES = 3
 MOST_CHARS = 320  # about three lines: more is an article, not an answer
+SHORT = 60  # an answer this short goes on with the next units (the rows of a table it introduces)
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,10 @@ def revision(heading: str, text: str) -> str:
 
 
 def extract(text: str, terms: Mapping[str, float], words: Mapping[str, str]) -> str:
-    """Return the sentences of a section's text that answer a query with these weighted index terms.
+    """Return the sentences of a section's text that answer a query with these weighted index terms (weighted
+    by what they tell, their idf: the sentence naming "PayPal" answers "paypal refund", not one saying "refund").
 
-    ``text`` holds one unit a line (a paragraph, a list item, a table row); an answer never spans units.
+    ``text`` holds one unit a line (a paragraph, a list item, a table row); the answer's units are one a line.
     """
     topic = {t: w for t, w in terms.items() if words.get(t, t) not in FUNCTION_WORDS}
     units = [sentences(line) for line in text.splitlines() if line.strip()]
@@ -67,6 +69,15 @@ def extract(text: str, terms: Mapping[str, float], words: Mapping[str, str]) -> 
             break
         chosen.append(sentence)
     answer = " ".join(chosen)
+    if len(answer) < SHORT and first == len(unit) - 1:
+        # "All times are UK time." says little alone: the list or table that follows it is the answer.
+        lines = [answer]
+        for following in units[best[0] + 1:best[0] + 1 + MOST_SENTENCES]:
+            line = " ".join(following)
+            if len("\n".join(lines)) + len(line) > MOST_CHARS:
+                break
+            lines.append(line)
+        answer = "\n".join(lines)
     if len(answer) > MOST_CHARS:  # one long sentence: cut at a word, and say so
         answer = answer[:MOST_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " …"
     return answer

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import answers, fusion
-from .analysis import FUNCTION_WORDS, TOKEN_PATTERN, clean_query
+from .analysis import FUNCTION_WORDS, TOKEN_PATTERN, clean_query, stems
 from .answers import Answer
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, same_model
@@ -62,6 +62,7 @@ class SearchConfig:
     confidence_margin: float = 0.15
     # Or an article holds every word of the query and scores at least this share of the best BM25F.
     lexical_share: float = 0.5
+    most_results: int = 10  # of the confident articles, the best this many (by fused score) are the results
     nearest: int = 3  # shown as "These might help" when no article answers with confidence
     # The best result's section is shown as the answer when the article's cosine reaches answer_confidence
     # and its fused score leads every other candidate's by answer_lead (README "The answer on top").
@@ -365,6 +366,10 @@ class SearchEngine:
         if honest:
             matched = matched & (self._confident(gen, parsed, lexical if mode != "dense" else None, dense_scores)
                                  | (first > 0))
+            if np.count_nonzero(matched) > self.config.most_results:  # the best of them: a long list is no answer
+                kept = fusion.top_k(np.where(matched, score, -np.inf), self.config.most_results)
+                matched = np.zeros_like(matched)
+                matched[kept] = True
         matched, pin = gen.tuning.pin(text, gen.rows, matched)  # an editors' pin joins the matches (tuning.py)
         counts = np.bincount(gen.category_codes[matched], minlength=len(gen.category_names))
         facets = {gen.category_names[i]: int(c) for i, c in enumerate(counts) if c}
@@ -433,7 +438,7 @@ class SearchEngine:
         if not record.sections:
             return None
         anchor, heading, text = record.sections[max(range(len(record.sections)), key=fit)]
-        found = answers.extract(text, parsed.terms, parsed.words)
+        found = answers.extract(text, gen.lexical.informative(parsed.terms), parsed.words)
         if not found:
             return None
         url = f"/articles/{record.slug}" + (f"#{anchor}" if anchor else "")
@@ -486,6 +491,9 @@ class SearchEngine:
         best = -1
         if passage_scores is not None and gen.dense is not None:
             best = gen.dense.best_section(passage_scores, doc)
+        if parsed.codes and sections:  # the section that holds the query's code, so its snippet shows it
+            best = next((i for i, (_, h, t) in enumerate(sections) if set(parsed.codes) <= set(stems(f"{h} {t}"))),
+                        best)
         if best < 0 and sections and parsed.terms:
             best = max(range(len(sections)), key=lambda i: parsed.matches(f"{sections[i][1]} {sections[i][2]}"))
         anchor, heading, text = sections[best] if 0 <= best < len(sections) else ("", "", "")

@@ -224,7 +224,8 @@ class ParsedQuery:
         used to choose which section of an already-ranked article to link to.
         """
         lower = text.lower()
-        return sum(w for t, w in self.terms.items() if t in lower or self.words.get(t, t) in lower)
+        return sum(w for t, w in self.terms.items()
+                   if self.words.get(t, t) not in FUNCTION_WORDS and (t in lower or self.words.get(t, t) in lower))
 
     def uncorrected(self) -> ParsedQuery:
         """Return the query without its typo corrections: the words as typed that the index knows (without
@@ -388,6 +389,10 @@ class LexicalIndex:
         A term counts as its weight times its idf, so the sentence naming "PayPal" beats one that only says
         "refund" for "paypal refund"; see ``highlight.snippet``.
         """
+        return highlight.snippet(text, self.informative(terms))
+
+    def informative(self, terms: Iterable[str] | Mapping[str, float]) -> dict[str, float]:
+        """Return query terms weighted by how much they tell: their weight times their idf."""
         given = terms if isinstance(terms, Mapping) else dict.fromkeys(terms, 1.0)
         n_docs = self.matrix.shape[1]
         weights = {}
@@ -395,7 +400,7 @@ class LexicalIndex:
             row = self.vocab.get(term)
             freq = int(self.doc_freq[row]) if row is not None and row < len(self.doc_freq) else 0
             weights[term] = weight * math.log1p((n_docs - freq + 0.5) / (freq + 0.5))
-        return highlight.snippet(text, weights)
+        return weights
 
 
 def _stemmer_one(word: str) -> str | None:
