@@ -247,4 +247,4 @@ def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_
                f"change {figures['update_one_seconds']} s, no-op re-index {figures['noop_reindex_seconds']} s, "
                f"peak RSS {figures['peak_rss_mb']} MB")
     for mode, cut in figures["latency_ms"].items():
-        click.echo(f"  {mode:<8} p50 {cut['p50']} ms  p95 {cut['p95']} ms  p99 {cut['p99']} ms")
+        click.echo(f"  {mode:<14} p50 {cut['p50']} ms  p95 {cut['p95']} ms  p99 {cut['p99']} ms")

@@ -294,8 +294,9 @@ class SearchEngine:
                mode: str = "hybrid", correct: bool = True, honest: bool = True) -> SearchResults:
         """Rank articles for a query; any string is accepted, and a bad mode or limit raises QueryError.
 
-        The results are the articles that answer the query with confidence (see ``_confident``);
-        ``honest=False`` makes every candidate a result, for measuring the ranking itself. A misspelt word
+        The results are the articles that answer the query with confidence (see ``_confident``), with the
+        answer on top when one answers it; ``honest=False`` makes every candidate a result and looks for no
+        answer, for measuring the ranking itself. A misspelt word
         is corrected when the correction finds better results (``suggestion`` says so); ``correct=False``
         searches for the words as typed ("Search instead for ...").
         """
@@ -389,7 +390,7 @@ class SearchEngine:
         answer = None
         # The query is the article's own question, or editors pinned the article to it: that is the answer.
         sure = bool(hits) and (first[page[0]] == 2.0 or pinned == hits[0].slug)
-        if hits and not offset and (sure or dense_scores is not None and self._answers(
+        if hits and not offset and honest and (sure or dense_scores is not None and self._answers(
                 int(page[0]), dense_scores, np.where(candidates, score, -np.inf))):
             answer = self._answer(gen, hits[0], parsed, 1.0 if sure else hits[0].dense_score, passage_scores)
         nearest: list[Hit] = []

@@ -160,7 +160,7 @@ def test_bench_json_has_exactly_the_documented_shape(runner):
     assert {"articles", "build_seconds", "update_one_seconds", "noop_reindex_seconds", "peak_rss_mb",
             "latency_ms"} <= set(data)
     assert data["articles"] == 40 and data["noop_embedded"] == 0 and data["update_one_embedded"] >= 1
-    assert set(data["latency_ms"]) == {"lexical", "dense", "hybrid"}
+    assert set(data["latency_ms"]) == {"lexical", "dense", "hybrid", "hybrid_ranking"}
     for cut in data["latency_ms"].values():
         assert 0 < cut["p50"] <= cut["p95"] <= cut["p99"]
 
