@@ -17,7 +17,8 @@ from .text import sentences
 
 MOST_SENTENCES = 3
 MOST_CHARS = 320  # about three lines: more is an article, not an answer
-SHORT = 60  # an answer this short goes on with the next units (the rows of a table it introduces)
+SHORT = 60  # a sentence this short goes on with the next units (the rows of a table it introduces); a table
+# row or list item (no full stop) is an answer of its own
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def extract(text: str, terms: Mapping[str, float], words: Mapping[str, str]) -> 
             break
         chosen.append(sentence)
     answer = " ".join(chosen)
-    if len(answer) < SHORT and first == len(unit) - 1:
+    if len(answer) < SHORT and first == len(unit) - 1 and answer.endswith((".", ":")):
         # "All times are UK time." says little alone: the list or table that follows it is the answer.
         lines = [answer]
         for following in units[best[0] + 1:best[0] + 1 + MOST_SENTENCES]:

@@ -430,11 +430,13 @@ class SearchEngine:
         topic = [(t, w) for t, w in parsed.words.items()
                  if w not in FUNCTION_WORDS and t in parsed.terms and t not in parsed.synonyms]  # words typed
 
-        def fit(number: int) -> float:
+        def held(text: str) -> float:
+            lower = text.lower()
+            return sum(1 for t, w in topic if t in lower or w in lower) / len(topic) if topic else 0.0
+
+        def fit(number: int) -> float:  # a heading naming the query's words says most ("Check your balance")
             _, heading, text = record.sections[number]
-            lower = f"{heading} {text}".lower()
-            held = sum(1 for t, w in topic if t in lower or w in lower) / len(topic) if topic else 0.0
-            return by_meaning.get(number, 0.0) + SECTION_WORDS * held
+            return by_meaning.get(number, 0.0) + SECTION_WORDS * (held(f"{heading} {text}") + held(heading))
 
         if not record.sections:
             return None
@@ -468,7 +470,8 @@ class SearchEngine:
         enough where many articles score high: that is a topic, not an answer), and then the articles
         within ``confidence_margin`` of it are results too, ten at most (a longer list is no answer).
         By words: an article holding every topic word of the query (a typo's correction counts) whose
-        BM25F is at least ``lexical_share`` of the best, ten at most; the only rule without a model.
+        BM25F is at least ``lexical_share`` of the best and, with a model, whose cosine is at least
+        ``min_dense_score``, ten at most; the only rule without a model.
         """
         cfg = self.config
         shown = np.zeros(len(gen.docs), dtype=bool)
@@ -481,7 +484,10 @@ class SearchEngine:
         if lexical is not None and parsed.terms:
             best_lexical = float(lexical.max())
             if best_lexical > 0:
-                holding = np.flatnonzero(gen.lexical.holds_all(parsed) & (lexical >= cfg.lexical_share * best_lexical))
+                holds = gen.lexical.holds_all(parsed) & (lexical >= cfg.lexical_share * best_lexical)
+                if dense is not None:  # every word, but far from it in meaning, is no answer
+                    holds &= dense >= cfg.min_dense_score
+                holding = np.flatnonzero(holds)
                 shown[holding[fusion.top_k(lexical[holding], 10)]] = True
         return shown
 

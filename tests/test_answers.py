@@ -43,3 +43,8 @@ def test_an_answer_is_never_longer_than_three_lines():
 def test_a_section_revision_changes_with_its_text():
     assert revision("Fees", "£3.95") == revision("Fees", "£3.95") != revision("Fees", "£4.95")
     assert len(revision("", "")) == 16
+
+
+def test_a_table_row_is_an_answer_of_its_own():
+    rows = "Card: 3 to 5 working days\nPayPal: Within 24 hours\nGift card: Instantly"
+    assert extract(rows, *terms("paypal")) == "PayPal: Within 24 hours"

@@ -16,6 +16,10 @@ PAGES = {
     "contact": "/contact?from=return-policy",
     "dashboard": "/staff/?days=30",
     "zero-results": "/search?q=qqzzxx+wwvv",
+    "answer": "/search?q=what+time+are+you+open",  # one of the contact article's own questions
+    "pinned-answer": "/search?q=where+is+my+parcel",  # articles/_search.yml pins it
+    "corrected": "/search?q=refnud+policy",
+    "no-answer": "/search?q=tent+rental",  # no article says "rental": "These might help"
     "tickets": "/staff/tickets",
     "link-finder": "/staff/links?q=return+label",
 }
