@@ -155,6 +155,23 @@ def test_first_send_without_javascript_suggests_articles(contact_site):
     assert "deflection" in [s["kind"] for s in json.loads(ticket.trail)]
 
 
+def test_the_suggestions_step_shows_the_answer_and_links_its_section(contact_site):
+    """When one article answers the message (here: the subject is its own title), its answer is quoted above
+    the suggestions, linked to its section through the deflection record."""
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "subject": "When will I get my refund", "message": ""}
+    data.pop("confirm", None)
+    data["message"] = "When will I get my refund"
+    html = client.post("/contact", data=data).get_data(as_text=True)
+    box = html.split('data-kb="answer"')[1].split("</div>")[0]
+    link = re.search(r'href="(/contact/open/refund-timescales\?[^"]*anchor=([^"&]*)[^"]*)"', box)
+    assert link and "From <a" in box and "When will I get my refund ›" in box
+    opened = client.get(link.group(1).replace("&amp;", "&"))
+    assert opened.headers["Location"] == f"/articles/refund-timescales#{link.group(2)}" and link.group(2)
+    assert client.get("/contact/open/refund-timescales?anchor=nowhere").headers["Location"] == \
+        "/articles/refund-timescales"
+
+
 def test_contact_needs_csrf_and_is_rate_limited(tmp_path, corpus, fake_embedder):
     """No token: 400 and nothing stored; the per-client limit stops the sixth ticket in an hour."""
     from tests.conftest import make_site
