@@ -62,6 +62,7 @@ class SearchConfig:
     confidence_margin: float = 0.15
     # Or an article holds every word of the query and scores at least this share of the best BM25F.
     lexical_share: float = 0.5
+    lexical_min_cosine: float = 0.2  # ... and, with a model, is at least this close in meaning
     most_results: int = 10  # of the confident articles, the best this many (by fused score) are the results
     nearest: int = 3  # shown as "These might help" when no article answers with confidence
     # The best result's section is shown as the answer when the article's cosine reaches answer_confidence
@@ -471,7 +472,7 @@ class SearchEngine:
         within ``confidence_margin`` of it are results too, ten at most (a longer list is no answer).
         By words: an article holding every topic word of the query (a typo's correction counts) whose
         BM25F is at least ``lexical_share`` of the best and, with a model, whose cosine is at least
-        ``min_dense_score``, ten at most; the only rule without a model.
+        ``lexical_min_cosine``, ten at most; the only rule without a model.
         """
         cfg = self.config
         shown = np.zeros(len(gen.docs), dtype=bool)
@@ -486,7 +487,7 @@ class SearchEngine:
             if best_lexical > 0:
                 holds = gen.lexical.holds_all(parsed) & (lexical >= cfg.lexical_share * best_lexical)
                 if dense is not None:  # every word, but far from it in meaning, is no answer
-                    holds &= dense >= cfg.min_dense_score
+                    holds &= dense >= cfg.lexical_min_cosine
                 holding = np.flatnonzero(holds)
                 shown[holding[fusion.top_k(lexical[holding], 10)]] = True
         return shown
