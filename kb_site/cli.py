@@ -95,9 +95,9 @@ def build(articles_dir: Path, index_dir: Path, **options: Any) -> BuildReport:
 @click.option("--force", is_flag=True, help="Rebuild everything instead of updating what changed.")
 @with_appcontext
 def index_command(articles_dir: Path | None, output: Path | None, force: bool) -> None:
-    """Build or update the search index from the articles folder."""
+    """Build or update the search index from the articles folder (with the site's learned questions)."""
     svc = service()
-    report = build(articles_dir or svc.articles_dir, output or svc.index_dir, force=force)
+    report = build(articles_dir or svc.articles_dir, output or svc.index_dir, force=force, learned=svc.learned_path)
     if report.unchanged:
         click.echo(f"Index {report.generation} is up to date: {report.articles} articles, nothing to do "
                    f"({report.seconds:.2f} s).")
