@@ -1,9 +1,10 @@
 """Search that learns from its customers: the rule, its guards (poisoning, staff, rate limits, personal data),
-the staff page, the watcher, and ``kb learn``. The library's side: test_learned.py."""
+the staff page, the watcher, and ``kb learn`` / ``kb eval --learn-from``. The library's side: test_learned.py."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import threading
 from pathlib import Path
@@ -19,8 +20,8 @@ from kb_site.models import Event, LearnedQuestion, LearnedWitness, Ticket, utcno
 from kb_site.search_service import service
 from kb_site.serve import watch
 from search import build_index
-from search.learned import read_learned
-from tests.conftest import csrf_token, make_site, wait_for
+from search.learned import pairs_of, part_of, read_learned
+from tests.conftest import CORPUS, csrf_token, make_site, wait_for
 from tests.test_staff import signed_in
 
 QUERY = "parcel gone walkabout"  # "walkabout" is in no article: only a learned question can match it
@@ -328,6 +329,38 @@ def test_the_watcher_learns_and_serves_it_without_a_restart(app):
     finally:
         stop.set()
         watcher.join(10)
+
+
+# --- kb eval --learn-from ----------------------------------------------------------------------------------
+
+def test_kb_eval_learn_from_a_tiny_fixture(runner, tmp_path):
+    """Queries of --learn-from (their first relevant article) become learned questions of the eval index, under
+    the site's rules; --part and --learn-part cut the files in stable halves."""
+    queries = tmp_path / "q.jsonl"
+    email = "sam@example.com refund"
+    queries.write_text(f'{{"query": "{WORDS}", "relevant": ["{SLUG}", "delivery-times"]}}\n'
+                       f'{{"query": "{email}", "relevant": ["refund-timescales"]}}\n')
+    assert pairs_of(queries) == [(WORDS, SLUG), (email, "refund-timescales")]
+    base = ["eval", "--articles", str(CORPUS), "--queries", str(queries), "--withhold", "0", "--json"]
+    without = json.loads(runner.invoke(args=base).stdout)
+    assert "learned" not in without and without["modes"]["lexical"]["hit@1"] == 0.5
+    result = runner.invoke(args=[*base, "--learn-from", str(queries)])
+    assert result.exit_code == 0, result.output
+    learned = json.loads(result.stdout)
+    assert set(learned) == {"articles", "queries", "modes", "learned"}
+    assert learned["learned"] == 1  # the email address is never learned
+    assert learned["modes"]["lexical"]["hit@1"] == 1.0
+
+    def halves(evaluated: int, learned_from: int) -> dict:
+        args = [*base, "--part", f"{evaluated}/2", "--learn-from", str(queries), "--learn-part", f"{learned_from}/2"]
+        return json.loads(runner.invoke(args=args).stdout)
+
+    mine, its = part_of(WORDS, 2), part_of(email, 2)
+    same = halves(mine, mine)
+    assert same["queries"] == 1 + (its == mine) and same["learned"] == 1
+    assert halves(mine, 3 - mine)["learned"] == 0  # the other half holds the email query at most: nothing learned
+    bad = runner.invoke(args=[*base, "--part", "3/2"])
+    assert bad.exit_code == 2 and "is not K/N" in bad.output
 
 
 def test_learn_settings_come_from_the_config(app):
