@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import config, db, errors, search_service, security, staff, tickets, views
+from . import config, db, errors, learning, search_service, security, staff, tickets, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -41,4 +41,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     staff.init_app(app)
     tickets.init_app(app)
+    learning.init_app(app)
     return app

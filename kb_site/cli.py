@@ -25,6 +25,8 @@ from search.check import check_articles
 from search.engine import MODES, SearchEngine, SearchResults, hit_dict
 from search.evaluate import METRICS, answer_report, evaluate, gap_report, load_queries
 from search.evaluate import withhold as withhold_articles
+from search.learned import pairs_of, part_of
+from search.learned import select as select_learned
 from search.tuning import explain_terms
 
 from . import create_app
@@ -96,9 +98,9 @@ def build(articles_dir: Path, index_dir: Path, **options: Any) -> BuildReport:
 @click.option("--force", is_flag=True, help="Rebuild everything instead of updating what changed.")
 @with_appcontext
 def index_command(articles_dir: Path | None, output: Path | None, force: bool) -> None:
-    """Build or update the search index from the articles folder."""
+    """Build or update the search index from the articles folder (with the site's learned questions)."""
     svc = service()
-    report = build(articles_dir or svc.articles_dir, output or svc.index_dir, force=force)
+    report = build(articles_dir or svc.articles_dir, output or svc.index_dir, force=force, learned=svc.learned_path)
     if report.unchanged:
         click.echo(f"Index {report.generation} is up to date: {report.articles} articles, nothing to do "
                    f"({report.seconds:.2f} s).")
@@ -221,6 +223,20 @@ def check_command(directory: Path | None) -> None:
         sys.exit(1)
 
 
+class Part(click.ParamType):
+    """``K/N``: part K of a query file cut into N stable parts (``search.learned.part_of``)."""
+
+    name = "K/N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        k, _, n = str(value).partition("/")
+        if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n) and int(n) >= 2):
+            self.fail(f"{value!r} is not K/N with 1 <= K <= N and N >= 2 (for example 1/2)", param, ctx)
+        return int(k), int(n)
+
+
 @click.command("eval")
 @click.option("--articles", "articles_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Folder of articles (default: KB_ARTICLES_DIR).")
@@ -230,19 +246,32 @@ def check_command(directory: Path | None) -> None:
               help="Also search an index without this share of the articles (the same ones each run) and "
                    "measure the shown result sets: answerable queries should show a relevant article, "
                    "unanswerable ones nothing. 0: skip.")
+@click.option("--part", "query_part", type=Part(),
+              help="Evaluate only part K of N of the queries (a split by each query's text: the same in every run "
+                   "and file).")
+@click.option("--learn-from", "learn_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Queries in the --queries format, each taken as a successful search of its first relevant "
+                   "article: indexed as learned questions (the site's rules and KB_LEARN_MAX_PER_ARTICLE cap).")
+@click.option("--learn-part", type=Part(), help="Learn only from part K of N of --learn-from.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--min-ndcg", type=click.FloatRange(0, 1), help="Fail when hybrid nDCG@10 is below this.")
 @with_appcontext
-def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float, as_json: bool,
+def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float, query_part: tuple[int, int] | None,
+                 learn_file: Path | None, learn_part: tuple[int, int] | None, as_json: bool,
                  min_ndcg: float | None) -> None:
     """Measure lexical, dense and hybrid ranking quality on labelled queries, and honest result sets."""
     svc = service()
     queries = load_queries(queries_file)
+    if query_part:
+        queries = [q for q in queries if part_of(q.query, query_part[1]) == query_part[0]]
+    learned = _learned_for_eval(learn_file, learn_part, svc.config) if learn_file else None
+    if learned is not None and not as_json:
+        click.echo(f"{sum(map(len, learned.values()))} learned questions from {learn_file}", err=True)
     root = articles_dir or svc.articles_dir
     cache = svc.index_dir / "embeddings.sqlite"
     gaps = None
     with tempfile.TemporaryDirectory(prefix="kb-eval-") as tmp:
-        report = build(root, Path(tmp) / "all", cache_path=cache)
+        report = build(root, Path(tmp) / "all", cache_path=cache, learned=learned)
         engine = SearchEngine(Path(tmp) / "all", svc.embedder(), search_config(svc.config))
         known = set(engine.slugs())
         for query in queries:
@@ -263,13 +292,14 @@ def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float,
         answered = answer_report(answer, queries)
         if withhold:
             withheld_articles = withhold_articles(root, Path(tmp) / "articles", withhold)
-            build(Path(tmp) / "articles", Path(tmp) / "part", cache_path=cache)
+            build(Path(tmp) / "articles", Path(tmp) / "part", cache_path=cache, learned=learned)
             part = SearchEngine(Path(tmp) / "part", svc.embedder(), search_config(svc.config))
             gaps = {"withheld": len(withheld_articles), **gap_report(
                 lambda q: [h.slug for h in part.search(q, limit=100).hits], queries, set(part.slugs()))}
     if as_json:
         click.echo(json.dumps({"articles": report.articles, "queries": len(queries), "modes": scores,
-                               "answers": answered, **({"gaps": gaps} if gaps else {})}))
+                               "answers": answered, **({"gaps": gaps} if gaps else {}),
+                               **({"learned": sum(map(len, learned.values()))} if learned is not None else {})}))
     else:
         click.echo(f"{report.articles} articles, {len(queries)} queries\n")
         click.echo("mode     " + "".join(f"{m:>11}" for m in METRICS))
@@ -286,6 +316,13 @@ def eval_command(articles_dir: Path | None, queries_file: Path, withhold: float,
         if hybrid < min_ndcg:
             click.echo(f"hybrid nDCG@10 {hybrid:.4f} is below --min-ndcg {min_ndcg}", err=True)
             sys.exit(1)
+
+
+def _learned_for_eval(path: Path, part: tuple[int, int] | None, config: Any) -> dict[str, tuple[str, ...]]:
+    """Return the learned questions of a query file (or of one part of it), as the site would learn them."""
+    pairs = [p for p in pairs_of(path) if part is None or part_of(p[0], part[1]) == part[0]]
+    return select_learned(pairs, max_per_article=config["LEARN_MAX_PER_ARTICLE"],
+                          max_words=config["LEARN_MAX_WORDS"], order_pattern=config["ORDER_NUMBER_PATTERN"])
 
 
 @click.command("purge")

@@ -27,6 +27,7 @@ class Setting:
     help: str
     type: type[str | int | float | bool] | None = None  # None: the type of the default
     choices: tuple[str, ...] = ()  # the only values a text setting may take, when it is a choice
+    minimum: float | None = None  # the least value a number setting may take
 
     @property
     def env(self) -> str:
@@ -43,6 +44,8 @@ class Setting:
             raise ConfigError(f"{self.env} must be {expected}, not {shown}") from None
         if self.choices and converted not in self.choices:
             raise ConfigError(f"{self.env} must be one of {', '.join(self.choices)}, not {converted!r}")
+        if self.minimum is not None and converted < self.minimum:
+            raise ConfigError(f"{self.env} must be at least {self.minimum:g}, not {converted!r}")
         return converted
 
 
@@ -180,6 +183,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Staff sign-in attempts per client address; the same again for Change password attempts."),
     Setting("REPLY_PROMISE", "We reply within one working day, by email.",
             "What the confirmation page says happens next."),
+    Setting("LEARN_MIN_VISITORS", 3,
+            "Distinct visitors, each from its own client address, whose searches must succeed with the same query "
+            "and article before it becomes a learned question of the article. At least 2: one visitor never "
+            "teaches alone.", minimum=2),
+    Setting("LEARN_MAX_PER_ARTICLE", 50,
+            "Learned questions an article is indexed with at most (those most visitors agreed on).", minimum=0),
+    Setting("LEARN_MAX_WORDS", 16, "Longer queries are never learned (pasted messages carry personal details).",
+            minimum=1),
+    Setting("LEARN_INTERVAL", 10.0,
+            "Minutes between two learning passes of `kb serve`'s index watcher (which then re-indexes the articles "
+            "whose learned questions changed). 0: only `kb learn` learns.", minimum=0),
     Setting("ARTICLES_DIR", "./articles", "Folder of Markdown articles to publish and index."),
     Setting("INDEX_DIR", "", "Folder of the search index; empty means `<instance>/index`."),
     Setting("EMBEDDING_MODEL", "",

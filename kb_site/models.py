@@ -1,4 +1,5 @@
-"""Database tables: votes, the event log of visits, tickets with their delivery outbox, staff accounts and sessions."""
+"""Database tables: votes, the event log of visits, tickets with their delivery outbox, staff accounts and sessions,
+and the questions search learned from its visitors."""
 
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ class Event(Base):
     search_id: Mapped[int | None] = mapped_column(Integer, index=True)  # click: the search it came from
     detail: Mapped[str | None] = mapped_column(String(200))  # vote: yes | no | no:<reason>; view: referrer
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    client: Mapped[str | None] = mapped_column(String(32))  # keyed hash of the client address, never the address
+    # Why this browser and address must never teach search (kb_site.learning): "staff" (signed in to /staff/)
+    # or "limited" (a "limited" event: the client went over a rate limit). NULL for nearly every event.
+    flag: Mapped[str | None] = mapped_column(String(16), index=True)
 
 
 class Ticket(Base):
@@ -181,3 +186,46 @@ class StaffSession(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LearnedQuestion(Base):
+    """A query that found an article, counted once a distinct visitor; learned once enough agree.
+
+    The row stays when staff remove the question (``removed_at``), so that it is never learned again.
+    """
+
+    __tablename__ = "learned_questions"
+    __table_args__ = (UniqueConstraint("slug", "query", name="uq_learned_questions_slug_query"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200), index=True)
+    query: Mapped[str] = mapped_column(String(200))  # normalised (search.learned.normalise)
+    visitors: Mapped[int] = mapped_column(Integer, default=0)  # distinct visitors (and addresses) who agreed
+    first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[dt.datetime | None]
+    removed_by: Mapped[str | None] = mapped_column(String(254))
+
+
+class LearnedWitness(Base):
+    """One visitor whose search found the article: counted once, however often they come back."""
+
+    __tablename__ = "learned_witnesses"
+    __table_args__ = (UniqueConstraint("question_id", "visitor", name="uq_learned_witnesses_question_visitor"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("learned_questions.id", ondelete="CASCADE"))
+    visitor: Mapped[str] = mapped_column(String(32))  # keyed hash of the visitor id
+    client: Mapped[str | None] = mapped_column(String(32))  # keyed hash of the client address
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class JobMark(Base):
+    """How far a periodic job has read the event log (the learning pass, ``kb_site.learning.learn``)."""
+
+    __tablename__ = "job_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[int] = mapped_column(Integer)  # the next pass reads the events after this one
+    read_id: Mapped[int] = mapped_column(Integer)  # the last event the last pass read
+    until: Mapped[dt.datetime]  # the visits quiet since then were over at the last pass, and read

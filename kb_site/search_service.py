@@ -35,6 +35,11 @@ class SearchService:
     def index_dir(self) -> Path:
         return Path(self.config["INDEX_DIR"] or Path(self.config["INSTANCE_DIR"]) / "index")
 
+    @property
+    def learned_path(self) -> Path:
+        """The learned-questions file the learning pass writes and index builds read (``kb_site.learning``)."""
+        return Path(self.config["INSTANCE_DIR"]) / "learned.json"
+
     def embedder(self) -> Embedder | None:
         """Return the configured embedder (created once, model loaded on first encode), or None."""
         with self._embedder_lock:  # one embedder a process, however many threads ask first

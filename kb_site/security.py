@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -109,9 +109,17 @@ def init_app(app: Flask) -> Limiter:
     # A rate-limit store that is down (Redis restarting) must not turn searches and votes into 500s: each
     # process counts in memory meanwhile and goes back to the shared store when it answers again.
     limiter = Limiter(get_remote_address, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-                      strategy="moving-window", in_memory_fallback_enabled=True, swallow_errors=True)
+                      strategy="moving-window", in_memory_fallback_enabled=True, swallow_errors=True,
+                      on_breach=_breached)
     app.extensions["kb_limiter"] = limiter  # Flask-Limiter keeps only weak references to itself
     return limiter
+
+
+def _breached(_limit: RequestLimit) -> None:
+    """Remember a client that went over a limit: search never learns from it (the answer is still 429)."""
+    from .visitors import record_limited  # the visitor machinery needs the database: imported when needed
+
+    record_limited()
 
 
 def limit(app: Flask, limiter: Limiter, endpoints: dict[str, str]) -> None:

@@ -6,6 +6,7 @@ and the article watcher run in their own processes, and each worker loads the mo
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import gc
 import logging
@@ -22,6 +23,7 @@ from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
+from sqlalchemy.exc import SQLAlchemyError
 
 from search import SearchError, build_index
 from search.tuning import TUNING_FILE
@@ -46,18 +48,36 @@ def snapshot(articles_dir: Path) -> dict[str, tuple[int, int]]:
 
 
 def watch(app: Flask, stop: threading.Event | None = None) -> None:
-    """Re-index the articles folder whenever a file in it changes, until ``stop`` is set."""
+    """Re-index the articles folder whenever a file in it or the learned questions change, until ``stop`` is set.
+
+    Every KB_LEARN_INTERVAL minutes it first runs a learning pass (``kb_site.learning``), which rewrites the
+    learned-questions file when they changed: the build that follows re-embeds only the articles concerned.
+    """
+    from .learning import run_pass
     from .search_service import service
 
     interval = app.config["RELOAD_INTERVAL"]
+    learn_every = 60 * app.config["LEARN_INTERVAL"]
+    learned_at: float | None = None
     with app.app_context():
         svc = service()
         seen: dict[str, tuple[int, int]] | None = None
         while stop is None or not stop.is_set():
+            if learn_every and (learned_at is None or time.monotonic() - learned_at >= learn_every):
+                learned_at = time.monotonic()
+                try:
+                    learning = run_pass(app)
+                    if learning.written:
+                        log.warning("learned questions changed: %d now", learning.learned)
+                except (SQLAlchemyError, SearchError, OSError) as exc:  # the database is away: the next pass
+                    log.error("cannot learn from the searches: %s", exc)
             try:
                 now = snapshot(svc.articles_dir)
+                with contextlib.suppress(FileNotFoundError):
+                    stat = svc.learned_path.stat()
+                    now[str(svc.learned_path)] = (stat.st_mtime_ns, stat.st_size)
                 if now != seen:
-                    report = build_index(svc.articles_dir, svc.index_dir, svc.embedder())
+                    report = build_index(svc.articles_dir, svc.index_dir, svc.embedder(), learned=svc.learned_path)
                     for error in report.errors:
                         log.warning("%s", error)  # says what is served instead
                     if not report.unchanged:
@@ -274,7 +294,7 @@ def _index_in_child(instance: str) -> None:
     app = child_app(instance)
     with app.app_context():
         svc = service()
-        report = build(svc.articles_dir, svc.index_dir)
+        report = build(svc.articles_dir, svc.index_dir, learned=svc.learned_path)
         if not report.unchanged:
             click.echo(f"Published index {report.generation}: {report.articles} articles.", err=True)
 

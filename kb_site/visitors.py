@@ -1,4 +1,9 @@
-"""Who is visiting: a random visitor id and visit id in the signed session, and their recorded events."""
+"""Who is visiting: a random visitor id and visit id in the signed session, and their recorded events.
+
+Every event carries a keyed hash of the client address and, from a browser that signed in to /staff/ (even
+after signing out), the flag "staff"; a client that goes over a rate limit gets a "limited" event. Search
+learns from neither (``kb_site.learning``).
+"""
 
 from __future__ import annotations
 
@@ -20,10 +25,12 @@ from search import SearchResults
 
 from . import db
 from .models import Event, utcnow
+from .privacy import client_hash
 
 log = logging.getLogger(__name__)
 # The first results page of the visit's last search, so that opening one of its results counts as a click.
 LAST_SEARCH = "last_search"
+LIMITED_EVERY = 60.0  # seconds: one "limited" event a client a minute, however fast it is refused
 
 
 def visitor() -> str:
@@ -104,6 +111,13 @@ def buffer() -> EventBuffer | None:
     return found  # type: ignore[no-any-return]
 
 
+def marks() -> dict[str, str | None]:
+    """Return what every event of this request carries: the client's keyed hash, and "staff" from a staff browser."""
+    # "staff_browser": signed in to /staff/ once (kb_site.staff.sign_in), still flagged after signing out.
+    return {"client": client_hash(current_app.config["SECRET_KEY"], request.remote_addr),
+            "flag": "staff" if session.get("staff") or session.get("staff_browser") else None}
+
+
 def record_later(kind: str, **fields: Any) -> None:
     """Record a page-view kind of event (view, click, deflection) in the next batch."""
     waiting = buffer()
@@ -111,7 +125,8 @@ def record_later(kind: str, **fields: Any) -> None:
         record(kind, **fields)
         return
     waiting.add({"visit": visit(), "visitor": visitor(), "kind": kind, "created_at": utcnow(), "slug": None,
-                 "query": None, "results": None, "position": None, "search_id": None, "detail": None, **fields})
+                 "query": None, "results": None, "position": None, "search_id": None, "detail": None,
+                 **marks(), **fields})
 
 
 def record(kind: str, **fields: Any) -> Event | None:
@@ -120,7 +135,7 @@ def record(kind: str, **fields: Any) -> Event | None:
     Events are analytics: if the database is unreachable the page is still served, the event is
     logged as lost, and None is returned.
     """
-    event = Event(visit=visit(), visitor=visitor(), kind=kind, **fields)
+    event = Event(visit=visit(), visitor=visitor(), kind=kind, **{**marks(), **fields})
     try:
         with db.database().session() as s:
             s.add(event)
@@ -130,11 +145,29 @@ def record(kind: str, **fields: Any) -> Event | None:
     return event
 
 
+def record_limited() -> None:
+    """Note that this client went over a rate limit (Flask-Limiter's ``on_breach``): it never teaches search.
+
+    A refused client may send thousands of requests a minute, and may drop its cookie each time: one event
+    a client address a minute is enough to know, and costs no database write per refusal.
+    """
+    key = client_hash(current_app.config["SECRET_KEY"], request.remote_addr) or visitor()
+    noted: dict[str, float] = current_app.extensions.setdefault("kb_limited", {})
+    now = time.monotonic()
+    if now - noted.get(key, -LIMITED_EVERY) < LIMITED_EVERY:
+        return
+    if len(noted) > 10000:  # a flood of addresses: forget them rather than grow
+        noted.clear()
+    noted[key] = now
+    record_later("limited", flag="limited")
+
+
 def record_search(found: SearchResults, category: str | None) -> None:
-    """Record a search (its first page) and remember its results: opening one of them is a click."""
+    """Record a search (its first page) and remember its results: opening one of them is a click. With no
+    confident result, the search is a gap (``results`` 0), and opening one of "These might help" is a click."""
     event = record("search", query=found.query[:500], results=found.total, detail=category)
     session[LAST_SEARCH] = {"id": event.id if event else None, "q": found.query[:200],
-                            "slugs": [h.slug for h in found.hits], "offset": 0}
+                            "slugs": [h.slug for h in found.hits or found.nearest], "offset": 0}
 
 
 def record_view(slug: str, referrer: str | None) -> None:
@@ -178,11 +211,11 @@ def my_vote(slug: str) -> ShownVote | None:
 
 
 def trail(visit_id: str, limit: int = 200) -> list[Event]:
-    """Return a visit's events, oldest first: what the visitor searched, read and voted."""
+    """Return a visit's events, oldest first: what the visitor searched, read and voted (not its rate limits)."""
     waiting = buffer()
     if waiting is not None:
         waiting.flush()
     with db.database().sessions() as s:
-        rows = s.scalars(select(Event).where(Event.visit == visit_id).order_by(Event.created_at, Event.id)
-                         .limit(limit))
+        rows = s.scalars(select(Event).where(Event.visit == visit_id, Event.kind != "limited")
+                         .order_by(Event.created_at, Event.id).limit(limit))
         return list(rows)

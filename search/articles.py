@@ -131,10 +131,14 @@ class Article:
     sections: tuple[Section, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     body_line: int = 1
+    # Customers' words for it, learned from successful searches (``search.learned``): indexed like
+    # ``questions`` but never part of the file, the record, the content hash or the page. Only a build sets them.
+    learned: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:
-        """Return a hash of everything that search indexes, to detect changed articles."""
+        """Return a hash of everything of the file that search indexes, to detect changed articles (and name
+        the revision a vote was given on). An index row's hash adds the learned questions (``search.build``)."""
         parts = [self.slug, self.title, self.summary, self.category, *self.tags, "\x1f",
                  *self.questions, "\x1f", self.body]
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]

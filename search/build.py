@@ -4,6 +4,9 @@ Only files whose size or modification time changed are parsed; only articles
 whose content hash changed are analysed and embedded; everything else is
 carried over from the previous generation, row for row.
 
+Learned questions (``search.learned``) are indexed with their article: an article whose learned questions
+change is analysed and embedded again like an edited one (its row hash includes them), and only it.
+
 Like a static-site build that fails, a published article whose new revision
 does not parse keeps its last good version (records, rows and vectors carried
 over) until the file is fixed; every problem is recorded in the generation
@@ -18,8 +21,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
 from .folder import load_categories, walk
 from .generation import Block, Doc, FileNote, Generation, IndexCorrupt
+from .learned import as_mapping, learned_hash, normalise, read_learned, to_index
 from .lexical import TermCounts, write_whoosh
 from .store import IndexStore
 from .tuning import TUNING_FILE, load_tuning
@@ -39,6 +43,7 @@ from .tuning import TUNING_FILE, load_tuning
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Learned = Mapping[str, Sequence[str]] | Path | str  # slug -> learned questions, or the file that holds them
 
 # Rows a block holds at most. An edit rewrites the blocks of the articles it touches and links the rest:
 # smaller blocks make an edit cheaper, more of them make opening the index slower.
@@ -139,6 +144,7 @@ class _Plan:
     site: dict[str, Any]
     errors: tuple[BrokenFile, ...]
     tuning: dict[str, Any]  # Tuning.record(): the synonyms and pins search applies
+    hashes: dict[str, str] = field(default_factory=dict)  # each fresh article's row hash (learned questions in)
 
     def is_noop(self, old: _Previous, want_dense: bool) -> bool:
         """Return whether the plan is what ``old`` already holds (nothing to publish)."""
@@ -149,8 +155,12 @@ class _Plan:
 
 def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embedder | None, *,
                 progress: Progress | None = None, force: bool = False,
-                cache_path: Path | str | None = None) -> BuildReport:
+                cache_path: Path | str | None = None, learned: Learned | None = None) -> BuildReport:
     """Build or update the index in ``index_dir`` from the articles in ``articles_dir``.
+
+    ``learned`` gives articles questions beyond their own (slug -> questions, or a learned-questions file,
+    which may be missing): searched like the editor's questions, lexically and by meaning, but never shown
+    as theirs. Learned questions of an article that is not there are ignored.
 
     Drafts are left out, and so are later files repeating a slug and files or folders whose real path is
     outside the articles folder. A file that does not parse keeps its last good version published, if it
@@ -163,13 +173,14 @@ def build_index(articles_dir: Path | str, index_dir: Path | str, embedder: Embed
     if not root.is_dir():
         raise ArticleError(root, "is not a folder of articles")
     store = IndexStore(index_dir)
+    extra = _prepared(learned)
     with store.build_lock():
         previous = _Previous.read(store)  # the last good versions of broken files come from here, always
         old = _Previous() if force else previous
         if embedder is not None and old.generation is not None and (not old.dense or old.model != embedder.name):
             old = _Previous()  # the last build had no model, or another one: every article needs new vectors
         scan = _scan(root, previous, old, progress)
-        plan = _diff(root, scan, previous, old)
+        plan = _diff(root, scan, previous, old, extra)
         if plan.is_noop(old, embedder is not None) and not _lacks_graph(old, embedder):
             assert old.generation is not None
             if scan.files != old.files:  # only timestamps moved: remember them, so next time reads nothing
@@ -239,13 +250,32 @@ def _scan(root: Path, previous: _Previous, old: _Previous, progress: Progress | 
     return scan
 
 
-def _diff(root: Path, scan: _Scan, previous: _Previous, old: _Previous) -> _Plan:
-    """Compare the folder with ``old`` by content hash: what is kept, fresh or removed, and what the site shows."""
-    keep = {s for s, (digest, _rel) in scan.current.items() if old.hashes.get(s) == digest}
+def _prepared(learned: Learned | None) -> dict[str, tuple[str, ...]]:
+    """Return learned questions as slug -> normalised questions, each once (read from the file if one is named)."""
+    if learned is None:
+        return {}
+    found = read_learned(learned) if isinstance(learned, Path | str) else as_mapping(learned)
+    prepared = {}
+    for slug, questions in found.items():
+        texts = tuple(dict.fromkeys(t for t in map(normalise, questions) if t))
+        if texts:
+            prepared[slug] = texts
+    return prepared
+
+
+def _diff(root: Path, scan: _Scan, previous: _Previous, old: _Previous, learned: dict[str, tuple[str, ...]]
+          ) -> _Plan:
+    """Compare the folder with ``old`` by content hash: what is kept, fresh or removed, and what the site shows.
+
+    A row's hash is its article's content hash with its learned questions (``learned_hash``): computed from
+    the files' notes, so an article whose file did not change is not read again to know that.
+    """
+    indexed = {s: learned_hash(digest, learned.get(s, ())) for s, (digest, _rel) in scan.current.items()}
+    keep = {s for s, digest in indexed.items() if old.hashes.get(s) == digest}
     fresh_slugs = sorted(s for s in scan.current if s not in keep)
     for slug in fresh_slugs:
-        if slug not in scan.parsed:  # stat unchanged but not in the last index
-            scan.parsed[slug] = load_article(root / scan.current[slug][1], root)
+        if slug not in scan.parsed:  # stat unchanged but not in the last index, or its learned questions changed
+            scan.parsed[slug] = _read_again(root, scan.current[slug][1], slug, old)
     removed = [s for s in old.hashes if s not in scan.current]
     # What the site shows changes without a search change too (related, aliases, dates, categories): the
     # record of every article read again is compared with the published one.
@@ -261,8 +291,26 @@ def _diff(root: Path, scan: _Scan, previous: _Previous, old: _Previous) -> _Plan
                       [scan.parsed[s] for s in fresh_slugs if s not in old.hashes], folder_errors)
     tuning = _tuning_data(root, scan, old, previous, folder_errors)
     errors = _broken(root, scan.failures + [_Failure(e) for e in folder_errors], previous.errors)
-    return _Plan(keep, [scan.parsed[s] for s in fresh_slugs], removed,
-                 sum(1 for s in fresh_slugs if s in old.hashes), records, site, errors, tuning)
+    fresh = [_with_learned(scan.parsed[s], learned.get(s, ())) for s in fresh_slugs]
+    return _Plan(keep, fresh, removed, sum(1 for s in fresh_slugs if s in old.hashes), records, site, errors,
+                 tuning, {s: indexed[s] for s in fresh_slugs})
+
+
+def _read_again(root: Path, rel: str, slug: str, old: _Previous) -> Article:
+    """Read an article whose file is unchanged; a broken file's last good version is its published record."""
+    try:
+        return load_article(root / rel, root)
+    except ArticleError:
+        record = old.record(slug)
+        if record is None:
+            raise
+        return Article.from_record(record)
+
+
+def _with_learned(article: Article, learned: tuple[str, ...]) -> Article:
+    """Return the article as indexed: with the learned questions that are not already its own."""
+    questions = to_index(learned, article.questions, article.title) if learned else ()
+    return replace(article, learned=questions) if questions or article.learned else article
 
 
 _Row = tuple[int, int] | Article  # a row of a new block: (old block, row in it) carried over, or a fresh article
@@ -311,7 +359,7 @@ def _write_generation(generation: Generation, old: _Previous, plan: _Plan, embed
         block = generation.new_block(f"{serial}-{number:03d}")
         vocab = _write_block(block, chunk, old, plan, vocab)
         written.append((block, chunk))
-        rows += [_slug_hash(r, old) for r in chunk]
+        rows += [_slug_hash(r, old, plan) for r in chunk]
     generation.write_vocab(vocab)
     _tick(progress, "analyse", len(plan.fresh), len(plan.fresh))
     generation.write_blocks([*linked, *((b, len(c)) for b, c in written)], rows)
@@ -339,9 +387,9 @@ def _write_generation(generation: Generation, old: _Previous, plan: _Plan, embed
         cache.close()
 
 
-def _slug_hash(row: _Row, old: _Previous) -> tuple[str, str]:
+def _slug_hash(row: _Row, old: _Previous, plan: _Plan) -> tuple[str, str]:
     if isinstance(row, Article):
-        return row.slug, row.content_hash
+        return row.slug, plan.hashes[row.slug]
     slug = old.slugs[row[0]][row[1]]
     return slug, old.hashes[slug]
 
@@ -363,7 +411,7 @@ def _write_block(block: Block, chunk: list[_Row], old: _Previous, plan: _Plan, v
             docs.append(doc)
             records[doc.slug] = plan.records.get(doc.slug) or block_records[doc.slug]
         parts.append(TermCounts(vocab, source.counts(len(vocab))).rows(local))
-    docs += [Doc.of(a) for a in fresh]
+    docs += [Doc.of(a, plan.hashes[a.slug]) for a in fresh]
     records.update((a.slug, plan.records[a.slug]) for a in fresh)
     counts = TermCounts.stacked(vocab, parts).extended(fresh)
     block.write_docs(docs)

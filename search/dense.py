@@ -50,10 +50,11 @@ def _chunks(text: str, most: int = MAX_CHUNK_WORDS) -> list[str]:
 
 
 def passages(article: Article) -> list[Passage]:
-    """Return the texts of an article to embed: title first, then questions, then section chunks."""
+    """Return the texts of an article to embed: title first, then questions (the editor's, then the learned
+    ones), then section chunks."""
     title = f"{article.title}. {article.summary}".strip() if article.summary else article.title
     out = [Passage(KIND_TITLE, -1, title)]
-    out += [Passage(KIND_QUESTION, -1, q) for q in article.questions]
+    out += [Passage(KIND_QUESTION, -1, q) for q in (*article.questions, *article.learned)]
     for number, section in enumerate(article.sections):
         prefix = f"{article.title}. {section.heading}." if section.heading else f"{article.title}."
         for chunk in _chunks(markdown_text(section.text)):

@@ -4,7 +4,8 @@ Only this module knows the files' names and formats. Layout of a generation fold
 
     manifest.json               written last (by IndexStore.publish): format, counts, model, each file's size
     blocks.json                 the blocks, in row order, with their number of rows
-    rows.json                   each row's slug and content hash (all an incremental build reads of the rows)
+    rows.json                   each row's slug and hash: the content hash, with the learned questions if any
+                                (all an incremental build reads of the rows)
     site.json                   categories, and the redirects of renamed articles
     tuning.json                 the editors' synonyms and pins from _search.yml, as checked (see ``tuning``)
     errors.json                 the files the build could not take as they are (BrokenFile records)
@@ -69,17 +70,17 @@ class Doc:
     title: str
     summary: str
     category: str
-    hash: str  # Article.content_hash of the version indexed
+    hash: str  # the row hash of the version indexed: Article.content_hash with its learned questions
     # (anchor, heading, text) a section; its text as a reader sees it, one unit a line (text.section_units)
     sections: tuple[tuple[str, str, str], ...]
-    questions: tuple[str, ...] = ()  # how customers ask it: a query that is one of them puts it first
+    questions: tuple[str, ...] = ()  # how customers ask it (learned ones too): a query that is one puts it first
 
     @classmethod
-    def of(cls, article: Article) -> Doc:
-        """Return the indexed form of an article."""
-        return cls(article.slug, article.title, article.summary, article.category, article.content_hash,
+    def of(cls, article: Article, row_hash: str | None = None) -> Doc:
+        """Return the indexed form of an article (``row_hash``: its hash with learned questions, if any)."""
+        return cls(article.slug, article.title, article.summary, article.category, row_hash or article.content_hash,
                    tuple((s.anchor, s.heading, "\n".join(section_units(s.text))) for s in article.sections),
-                   article.questions)
+                   (*article.questions, *article.learned))
 
     def record(self) -> dict[str, Any]:
         """Return the doc as JSON-ready data."""

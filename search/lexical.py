@@ -70,11 +70,11 @@ def schema() -> fields.Schema:
     )
 
 
-def article_fields(article: Article) -> dict[str, str]:
-    """Return the text of each searched field of an article."""
+def article_fields(article: Article, *, learned: bool = True) -> dict[str, str]:
+    """Return the text of each searched field of an article; its learned questions join its questions."""
     return {
         "title": article.title,
-        "questions": "\n".join(article.questions),
+        "questions": "\n".join((*article.questions, *article.learned) if learned else article.questions),
         "headings": "\n".join(s.heading for s in article.sections if s.heading),
         "tags": " ".join((*article.tags, article.category)),
         "body": markdown_text(f"{article.summary}\n{article.body}"),
@@ -180,7 +180,8 @@ def _write_whoosh(directory: Path, articles: Sequence[Article], removed: Iterabl
         for slug in removed:
             writer.delete_by_term("slug", slug)
         for article in articles:
-            texts = article_fields(article)
+            # Customers' words are no spelling dictionary: a learned typo would stop being corrected.
+            texts = article_fields(article, learned=False)
             # Spelling needs each word once a document (its document frequency), not every occurrence, and
             # the analyser lowercases: a word is given once whatever its case (whoosh costs ~25 µs a word).
             words = " ".join(dict.fromkeys(WORD_PATTERN.findall(" ".join(texts.values()).lower())))

@@ -31,7 +31,7 @@ def test_cli_help_lists_every_command(runner):
     """kb --help names each command, and each command's help is in the README."""
     result = runner.invoke(args=["--help"])
     for command in ("serve", "index", "search", "check", "eval", "bench", "db", "worker", "tickets", "staff", "link",
-                    "purge"):
+                    "purge", "learn"):
         assert command in result.output
         assert f"kb {command}" in README
 

@@ -28,6 +28,7 @@ ACCESS = {
 }
 MIN_PASSWORD = 12
 SEEN_EVERY = 30  # seconds between two writes of a session's seen_at
+STAFF_BROWSER = "staff_browser"  # kept in the session after signing out
 
 
 @functools.cache
@@ -128,6 +129,8 @@ def sign_in(s: Session, user: StaffUser) -> None:
     session.clear()
     if visitor:
         session["visitor"] = visitor
+    # A staff member's browser never teaches search, signed in or out: its events are flagged (kb_site.visitors).
+    session[STAFF_BROWSER] = True
     idle, longest = _limits()
     now = utcnow()
     # Sessions nobody came back to are removed here, so the table holds only live ones (and a few idle).

@@ -43,7 +43,8 @@ def since(days: int, now: dt.datetime | None = None) -> dt.datetime:
 
 def overview(s: Session, start: dt.datetime) -> Overview:
     """Visits (with any event or ticket), those that opened a ticket, tickets, deflections, searches."""
-    visits = union(select(Event.visit).where(Event.created_at >= start),
+    # A refusal by a rate limit ("limited", kb_site.visitors) is not a visit.
+    visits = union(select(Event.visit).where(Event.created_at >= start, Event.kind != "limited"),
                    select(Ticket.visit).where(Ticket.created_at >= start, Ticket.visit.is_not(None))).subquery()
     n_visits = s.scalar(select(func.count(distinct(visits.c.visit)))) or 0
     with_ticket = s.scalar(select(func.count(distinct(Ticket.visit)))

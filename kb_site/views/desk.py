@@ -1,4 +1,5 @@
-"""The staff desk under /staff/: sign-in, the dashboard of content gaps, the ticket queue and the link finder.
+"""The staff desk under /staff/: sign-in, the dashboard of content gaps, the questions search learned, the
+ticket queue and the link finder.
 
 Its blueprint keeps the name ``staff`` so endpoints and URLs stay as they were; accounts live in ``kb_site.staff``.
 """
@@ -16,10 +17,12 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from search.analysis import clean_query
+from search.learned import normalise
 
-from .. import db
+from .. import db, learning
 from .. import tickets as ticketing
 from ..models import Outbox, Ticket, aware
+from ..search_service import service
 from ..staff import (
     ACCESS,
     MIN_PASSWORD,
@@ -197,6 +200,48 @@ def stub() -> Response | str:
         return attachment(text, f"{slug}.md", "text/markdown")
     return render_template("staff/stub.html", query=query, text=text, filename=f"articles/{category}/{slug}.md",
                            similar=hits)
+
+
+def _own_questions() -> dict[str, set[str]]:
+    """Return each published article's own questions and title, normalised (a learned copy of one is moot)."""
+    return {slug: {normalise(q) for q in (*a.questions, a.title)} for slug, a in library().articles.items()}
+
+
+@bp.get("/learned")
+@staff_required("dashboard")
+def learned() -> str:
+    """List the questions search learned from customers, by article, with how many visitors agreed."""
+    settings = learning.LearnSettings.from_config(current_app.config)
+    lib = library()
+    with db.database().sessions() as s:
+        found = learning.learned(s, settings, _own_questions())
+        gone = learning.removed(s, limit=50)
+    articles = sorted(((lib.articles[slug], rows) for slug, rows in found.items()), key=lambda a: a[0].title.lower())
+    return render_template("staff/learned.html", articles=articles, removed=gone, settings=settings,
+                           titles={slug: a.title for slug, a in lib.articles.items()}, aware=aware)
+
+
+@bp.post("/learned/remove")
+@staff_required("dashboard")
+def remove_learned() -> Response:
+    """Remove a learned question for good: it is never learned again, and search drops it at its next update."""
+    number = request.form.get("id", "")
+    if not (number.isascii() and number.isdigit() and len(number) <= 9):
+        abort(400, "Say which learned question to remove (its id).")
+    user = current_staff()
+    assert user is not None
+    s = db.session()
+    question = learning.remove(s, int(number), user.email)
+    if question is None:
+        abort(404, "There is no such learned question.")
+    s.commit()
+    # The file the index is built with: the watcher of this machine rebuilds in seconds (others at their pass).
+    learning.export(db.database().sessions, learning.LearnSettings.from_config(current_app.config),
+                    service().learned_path, _own_questions())
+    title = library().articles[question.slug].title if question.slug in library().articles else question.slug
+    flash(f"“{question.query}” is no longer a question of “{title}”, and will not be learned again. "
+          "Search drops it at its next index update.", "staff")
+    return redirect(url_for("staff.learned"))  # type: ignore[return-value]
 
 
 @bp.get("/tickets")
