@@ -22,6 +22,7 @@ PAGES = {
     "no-answer": "/search?q=tent+rental",  # no article says "rental": "These might help"
     "tickets": "/staff/tickets",
     "link-finder": "/staff/links?q=return+label",
+    "learned": "/staff/learned",
 }
 
 
