@@ -8,7 +8,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .articles import ArticleError, load_article
@@ -29,6 +29,8 @@ class LabelledQuery:
     query: str
     relevant: frozenset[str]
     sections: frozenset[str] = frozenset()  # "slug#anchor" of the sections that answer it, when labelled
+    # The first relevant slug of the file: the article a visitor opened (kb eval --learn-from).
+    first: str = field(default="", compare=False)
 
 
 def load_queries(path: Path | str) -> list[LabelledQuery]:
@@ -48,7 +50,7 @@ def load_queries(path: Path | str) -> list[LabelledQuery]:
         sections = item.get("sections", [])
         if not (isinstance(sections, list) and all(isinstance(s, str) and "#" in s for s in sections)):
             raise QueryFileError(f'{path}:{number}: "sections" must be a list of "slug#anchor"')
-        queries.append(LabelledQuery(item["query"], frozenset(relevant), frozenset(sections)))
+        queries.append(LabelledQuery(item["query"], frozenset(relevant), frozenset(sections), relevant[0]))
     return queries
 
 

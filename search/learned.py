@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .analysis import clean_query
 from .errors import SearchError
+from .evaluate import load_queries
 
 
 class LearnedFileError(SearchError, ValueError):
@@ -166,20 +167,7 @@ def write_learned(path: Path | str, learned: Mapping[str, Sequence[str]]) -> boo
 
 def pairs_of(path: Path | str) -> list[tuple[str, str]]:
     """Read a JSON-lines query file as (query, clicked article) pairs: the first relevant slug is the click."""
-    pairs = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise LearnedFileError(f"{path}:{number}: not JSON: {exc}") from None
-        relevant = item.get("relevant") if isinstance(item, dict) else None
-        if not (isinstance(item, dict) and isinstance(item.get("query"), str) and isinstance(relevant, list)
-                and relevant and isinstance(relevant[0], str)):
-            raise LearnedFileError(f'{path}:{number}: expected {{"query": "...", "relevant": ["slug", ...]}}')
-        pairs.append((item["query"], relevant[0]))
-    return pairs
+    return [(query.query, query.first) for query in load_queries(path)]
 
 
 def part_of(query: str, parts: int) -> int:
