@@ -213,7 +213,7 @@ class ParsedQuery:
     terms: dict[str, float]
     corrections: dict[str, str] = field(default_factory=dict)
     words: dict[str, str] = field(default_factory=dict)  # index term -> the query word it came from
-    codes: tuple[str, ...] = ()  # index terms of rare whole codes with a digit: a SKU (TH-45-GRN), a part number
+    codes: tuple[str, ...] = ()  # index terms of rare whole codes: a SKU (TH-45-GRN), a part number (30910)
     unknown: tuple[str, ...] = ()  # topic words in no article, uncorrected: no article holds every word
     synonyms: dict[str, str] = field(default_factory=dict)  # term added by tuning.py -> the entry it stands in for
     either: tuple[Alternatives, ...] = ()  # the synonym groups it uses (tuning.py)
@@ -285,7 +285,7 @@ class LexicalIndex:
             word = raw.group(0).lower()
             parts = [p for p in SPLIT_RE.split(word) if p]
             whole = "".join(parts)
-            code = _stemmer_one(whole) if len(whole) >= 4 and any(c.isdigit() for c in whole) else None
+            code = _stemmer_one(whole) if _is_code(whole) else None
             if code is not None and self._known(code) and self._rare(code):
                 codes.append(code)
             if len(parts) > 1:  # a code like TH-45-GRN: the whole code counts most, its parts a little
@@ -402,6 +402,13 @@ class LexicalIndex:
             freq = int(self.doc_freq[row]) if row is not None and row < len(self.doc_freq) else 0
             weights[term] = weight * math.log1p((n_docs - freq + 0.5) / (freq + 0.5))
         return weights
+
+
+def _is_code(token: str) -> bool:
+    """Return whether a query token looks like a code that names one thing: letters and digits together
+    (TH-45-GRN, NW-482193) or a number of five or more digits (a part number); not a year or a quantity."""
+    digits = sum(c.isdigit() for c in token)
+    return len(token) >= 4 and digits > 0 and (digits < len(token) or digits >= 5)
 
 
 def _stemmer_one(word: str) -> str | None:

@@ -152,3 +152,11 @@ def test_a_long_section_is_shown_where_its_terms_meet(engine: SearchEngine):
     snippet = engine._gen.lexical.snippet(text, terms)
     assert snippet.startswith("<mark>Deliveries</mark> to a <mark>parcel</mark> locker arrive within two days. ")
     assert len(snippet.replace("<mark>", "").replace("</mark>", "")) <= 240
+
+
+def test_a_code_names_one_thing_a_year_does_not():
+    """Codes that put their articles first: letters with digits, or five digits or more; not a year or "45"."""
+    from search.lexical import _is_code
+
+    assert all(_is_code(t) for t in ("th45grn", "nw482193", "30910", "covid19"))
+    assert not any(_is_code(t) for t in ("2019", "45", "1000", "refund"))
