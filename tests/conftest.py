@@ -50,6 +50,14 @@ def real_engine(real_index: Path, real_embedder: Embedder) -> SearchEngine:
     return SearchEngine(real_index, real_embedder)
 
 
+@pytest.fixture(scope="session")
+def bundled_engine(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> SearchEngine:
+    """The bundled sample articles indexed with the real model, shared by read-only tests."""
+    index = tmp_path_factory.mktemp("bundled-index")
+    build_index(Path(__file__).parent.parent / "articles", index, real_embedder)
+    return SearchEngine(index, real_embedder, pages=True)
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """A private, writable copy of the fixture corpus."""

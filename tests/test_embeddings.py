@@ -79,15 +79,12 @@ def test_the_int8_model_multiplies_integers_and_is_made_once(real_embedder, tmp_
 
 
 @pytest.mark.model
-def test_int8_ranks_the_golden_queries_as_well(real_embedder, tmp_path):
+def test_int8_ranks_the_golden_queries_as_well(bundled_engine):
     """nDCG@10 of the golden queries over the bundled articles, hybrid, with the int8 model: at least 0.85."""
-    from search import SearchEngine, build_index
     from search.evaluate import evaluate, load_queries
 
-    build_index(ROOT / "articles", tmp_path / "index", real_embedder)
-    engine = SearchEngine(tmp_path / "index", real_embedder)
     queries = load_queries(ROOT / "tests" / "golden_queries.jsonl")
-    scores = evaluate(lambda q: [h.slug for h in engine.search(q, limit=10, honest=False).hits], queries)
+    scores = evaluate(lambda q: [h.slug for h in bundled_engine.search(q, limit=10, honest=False).hits], queries)
     assert scores["ndcg@10"] >= 0.85, scores
 
 

@@ -189,3 +189,17 @@ def test_no_answer_when_two_articles_are_as_good(real_engine: SearchEngine):
     """No answer when nothing answers, or when the best result is not well ahead of the next."""
     assert real_engine.search("what is the meaning of life").answer is None
     assert real_engine.search("backpack", mode="lexical").answer is None  # words alone are never sure enough
+
+
+def test_the_sample_shop_answers_as_a_customer_expects(bundled_engine: SearchEngine):
+    """The bundled shop's checks: the parcel question gets Track your order first with its answer (the pin
+    in articles/_search.yml), "how do i contact you" gets Contact us first, and the SKU finds exactly the
+    articles that name it, the first one's snippet showing the code."""
+    parcel = bundled_engine.search("where is my parcel")
+    assert parcel.hits[0].slug == "track-your-order" and parcel.answer and parcel.answer.slug == "track-your-order"
+    assert bundled_engine.search("how do i contact you").hits[0].slug == "contact-us"
+    code = bundled_engine.search("TH-45-GRN")
+    assert {h.slug for h in code.hits} == {"backpack-fit-guide", "damaged-or-wrong-item", "exchange-an-item"}
+    assert "<mark>TH-45-GRN</mark>" in code.hits[0].snippet
+    paypal = bundled_engine.search("paypal refund how long")
+    assert paypal.answer and paypal.answer.text == "PayPal: Within 24 hours"
