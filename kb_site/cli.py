@@ -124,6 +124,7 @@ def index_command(articles_dir: Path | None, output: Path | None, force: bool) -
 def search_command(query: str, limit: int, category: str | None, mode: str, as_json: bool, explain: bool) -> None:
     """Search the index and print the ranked articles."""
     engine = service().engine()
+    engine.wait_for_model = True  # a command has no visitor to keep waiting: load the model, then answer
     results = engine.search(query, limit=limit, category=category, mode=mode)
     explained = _explain(engine, results) if explain else None
     if as_json:

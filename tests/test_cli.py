@@ -37,6 +37,30 @@ def test_search_text_output_marks_terms_and_suggests(runner):
     assert "/articles/refund-timescales#" in result.output and "[refund]" in result.output
 
 
+def test_search_waits_for_the_model_instead_of_answering_by_words(bare_app):
+    """The site answers lexically while its model loads; kb search loads the model first, then searches."""
+    from tests.fakes import HashingEmbedder
+
+    class Unloaded(HashingEmbedder):  # a model that is loaded on first use, as the real ones are
+        def __init__(self) -> None:
+            super().__init__()
+            self.ready = False
+
+        @property
+        def loaded(self) -> bool:
+            return self.ready
+
+        def load(self) -> None:
+            self.ready = True
+
+    runner = bare_app.test_cli_runner()
+    runner.invoke(args=["index"])
+    bare_app.config["EMBEDDER"] = Unloaded()
+    result = runner.invoke(args=["search", "refund", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["fallback"] is False
+
+
 def test_search_without_index_says_what_to_do(runner):
     """Searching before indexing is a one-line error, not a traceback."""
     result = runner.invoke(args=["search", "refund"])
