@@ -53,9 +53,9 @@ def test_search_waits_for_the_model_instead_of_answering_by_words(bare_app):
         def load(self) -> None:
             self.ready = True
 
+    bare_app.config["EMBEDDER"] = Unloaded()
     runner = bare_app.test_cli_runner()
     runner.invoke(args=["index"])
-    bare_app.config["EMBEDDER"] = Unloaded()
     result = runner.invoke(args=["search", "refund", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["fallback"] is False
