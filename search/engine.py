@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import answers, fusion
+from . import answers, fusion, highlight
 from .analysis import FUNCTION_WORDS, TOKEN_PATTERN, clean_query, stems
 from .answers import Answer
 from .dense import DenseIndex
@@ -387,20 +387,23 @@ class SearchEngine:
             unscored = np.setdiff1d(page, scored)  # shown, but not among the candidates: find its best section
             if len(unscored):
                 gen.dense.passage_scores(vectors[-1], unscored, passage_scores)
-        hits = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores) for d in page]
+        weights = gen.lexical.informative(parsed.terms)  # each term by what it tells, for snippets and the answer
+        hits = [self._hit(gen, int(d), parsed, weights, score, lexical, dense_scores, passage_scores)
+                for d in page]
         answer = None
         # The query is the article's own question, or editors pinned the article to it: that is the answer.
         sure = bool(hits) and (first[page[0]] == 2.0 or pinned == hits[0].slug)
         if hits and not offset and honest and (sure or dense_scores is not None and self._answers(
                 int(page[0]), dense_scores, np.where(candidates, score, -np.inf))):
-            answer = self._answer(gen, hits[0], parsed, 1.0 if sure else hits[0].dense_score, passage_scores)
+            answer = self._answer(gen, hits[0], parsed, weights, 1.0 if sure else hits[0].dense_score,
+                                  passage_scores)
         nearest: list[Hit] = []
         if not total and not offset:
             if category:
                 candidates = candidates & (gen.category_codes == code)
             closest = fusion.top_k(np.where(candidates, score, -np.inf),
                                    min(self.config.nearest, int(np.count_nonzero(candidates))))
-            nearest = [self._hit(gen, int(d), parsed, score, lexical, dense_scores, passage_scores)
+            nearest = [self._hit(gen, int(d), parsed, weights, score, lexical, dense_scores, passage_scores)
                        for d in closest]
         # A correction that finds no answer either is not offered as one ("belt pizza in naples").
         return SearchResults(query=text, mode=mode, hits=hits, total=total,
@@ -417,7 +420,7 @@ class SearchEngine:
         return not len(others) or bool(score[top] - others.max() >= self.config.answer_lead)
 
     @staticmethod
-    def _answer(gen: _Opened, hit: Hit, parsed: ParsedQuery, score: float | None,
+    def _answer(gen: _Opened, hit: Hit, parsed: ParsedQuery, weights: dict[str, float], score: float | None,
                 passage_scores: np.ndarray | None) -> Answer | None:
         """Return the answering sentences of a hit's best section for the answer, or None when it has no text.
 
@@ -442,7 +445,7 @@ class SearchEngine:
         if not record.sections:
             return None
         anchor, heading, text = record.sections[max(range(len(record.sections)), key=fit)]
-        found = answers.extract(text, gen.lexical.informative(parsed.terms), parsed.words)
+        found = answers.extract(text, weights, parsed.words)
         if not found:
             return None
         url = f"/articles/{record.slug}" + (f"#{anchor}" if anchor else "")
@@ -492,8 +495,8 @@ class SearchEngine:
                 shown[holding[fusion.top_k(lexical[holding], 10)]] = True
         return shown
 
-    def _hit(self, gen: _Opened, doc: int, parsed: ParsedQuery, score: np.ndarray, lexical: np.ndarray,
-             dense: np.ndarray | None, passage_scores: np.ndarray | None) -> Hit:
+    def _hit(self, gen: _Opened, doc: int, parsed: ParsedQuery, weights: dict[str, float], score: np.ndarray,
+             lexical: np.ndarray, dense: np.ndarray | None, passage_scores: np.ndarray | None) -> Hit:
         record = gen.docs[doc]
         sections = record.sections
         best = -1
@@ -505,7 +508,7 @@ class SearchEngine:
         if best < 0 and sections and parsed.terms:
             best = max(range(len(sections)), key=lambda i: parsed.matches(f"{sections[i][1]} {sections[i][2]}"))
         anchor, heading, text = sections[best] if 0 <= best < len(sections) else ("", "", "")
-        snippet = gen.lexical.snippet(text or record.summary, parsed.terms)
+        snippet = highlight.snippet(text or record.summary, weights)
         return Hit(
             slug=record.slug, title=record.title, url=f"/articles/{record.slug}" + (f"#{anchor}" if anchor else ""),
             anchor=anchor, section=heading, summary=record.summary, category=record.category,
