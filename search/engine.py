@@ -315,9 +315,11 @@ class SearchEngine:
         lexical = gen.lexical.scores(parsed)
         dense_scores = passage_scores = vectors = scored = None
         fallback = False
+        corrects_all = bool(parsed.corrections) and self._corrects_all(gen, parsed)
         if mode != "lexical" and text:
             # A misspelt word means little to the model: the corrected query is encoded too, and the
-            # correction is kept only when it finds a closer article than the query as typed.
+            # correction is kept only when it finds a closer article than the query as typed (or the query
+            # as typed matches nothing at all).
             wording = (text, parsed.suggestion) if parsed.suggestion else (text,)
             vectors = self.encode_query(*wording) if gen.dense is not None else None
             if vectors is None:
@@ -331,15 +333,15 @@ class SearchEngine:
                 dense_scores = gen.dense.scores(passage_scores)
                 if len(vectors) > 1:
                     fixed = gen.dense.passage_scores(vectors[1], scored)
-                    fixed_scores = gen.dense.scores(fixed)
-                    if fixed_scores.max(initial=-1.0) >= dense_scores.max(initial=-1.0) + SPELLING_GAIN:
+                    if corrects_all or (gen.dense.scores(fixed).max(initial=-1.0)
+                                        >= dense_scores.max(initial=-1.0) + SPELLING_GAIN):
                         # Each passage keeps the closer of the two: the typed words may be right after all.
                         passage_scores = np.maximum(passage_scores, fixed)
                         dense_scores = gen.dense.scores(passage_scores)
-                    elif not self._corrects_all(gen, parsed):
+                    else:
                         vectors = vectors[:1]
         by_meaning = vectors is not None and len(vectors) == 1
-        if parsed.corrections and not self._corrects_all(gen, parsed) and (
+        if parsed.corrections and not corrects_all and (
                 by_meaning or vectors is None and not self._corrects_better(gen, parsed)):
             # Not better than the query as typed ("rent a tent" is no "rest a tent"): no correction.
             parsed = gen.tuning.expand(parsed.uncorrected(), gen.lexical.known)  # (synonyms of the words typed)
@@ -386,7 +388,7 @@ class SearchEngine:
         if scored is not None and gen.dense is not None and vectors is not None:
             unscored = np.setdiff1d(page, scored)  # shown, but not among the candidates: find its best section
             if len(unscored):
-                gen.dense.passage_scores(vectors[-1], unscored, passage_scores)
+                _passage_scores(gen.dense, vectors, unscored, passage_scores)
         weights = gen.lexical.informative(parsed.terms)  # each term by what it tells, for snippets and the answer
         hits = [self._hit(gen, int(d), parsed, weights, score, lexical, dense_scores, passage_scores)
                 for d in page]
@@ -515,6 +517,16 @@ class SearchEngine:
             snippet=snippet, score=float(score[doc]), lexical_score=float(lexical[doc]),
             dense_score=float(dense[doc]) if dense is not None else None,
         )
+
+
+def _passage_scores(dense: DenseIndex, vectors: np.ndarray, docs: np.ndarray | None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Return each passage's best similarity to any of the query vectors (only ``docs``' passages, if given,
+    written into ``out``, if given)."""
+    out = dense.passage_scores(vectors[0], docs, out)
+    for vector in vectors[1:]:
+        np.maximum(out, dense.passage_scores(vector, docs), out=out)
+    return out
 
 
 def asked_form(text: str) -> str:
