@@ -62,6 +62,11 @@ def wants_json() -> bool:
         request.accept_mimetypes["text/html"]
 
 
+def from_script() -> bool:
+    """Return whether a form was sent by the site's own script (fetch) or an API client: answer it JSON."""
+    return wants_json() or request.headers.get("X-Requested-With") == "fetch"
+
+
 def error_response(status: int, message: str, title: str | None = None, **extra: object) -> Response:
     """Return the error as JSON or as a page, with its status."""
     title = title or TITLES.get(status, "Error")

@@ -35,7 +35,7 @@ from wtforms import Field
 
 from search import SearchError
 
-from .errors import KBError, error_response, wants_json
+from .errors import KBError, error_response, from_script
 from .models import REASONS
 
 CONFIRM = ("We haven't sent it yet: it reached us without our security check, because the page was open a long "
@@ -100,7 +100,7 @@ def _feedback() -> dict[str, Any] | None:
 def csrf_failed() -> Response:
     """Answer a form sent without a valid CSRF token (see the module's docstring for why this way)."""
     endpoint = request.endpoint or ""
-    if wants_json() or request.headers.get("X-Requested-With") == "fetch":
+    if from_script():
         return error_response(400, API, "Missing security token")
     confirm = None
     try:

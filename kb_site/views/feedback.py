@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask import Blueprint, Response, flash, jsonify, redirect, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
@@ -10,7 +12,7 @@ from wtforms.validators import AnyOf, InputRequired, Length, Optional, Regexp
 from search.analysis import clean_query
 
 from .. import visitors, votes
-from ..errors import KBError, wants_json
+from ..errors import KBError, from_script
 from ..models import COMMENT_LIMIT, REASONS
 from . import current_slug, library
 
@@ -30,15 +32,22 @@ class FeedbackForm(FlaskForm):
         f"Please keep your comment to {COMMENT_LIMIT:,} characters or fewer."))])
 
 
+F = TypeVar("F", bound=FlaskForm)
+
+
+def _valid(form: F) -> F:
+    """Return the form when it validates; else refuse the request with every problem, in one message."""
+    if not form.validate():
+        raise KBError(" ".join(str(m) for errors in form.errors.values() for m in errors))
+    return form
+
+
 @bp.post("/articles/<slug>/feedback")
 def vote(slug: str) -> Response:
     """Store the visitor's vote; answer JSON to scripts, or go back to the article."""
     lib = library()
     current = current_slug(slug, " to give feedback on")
-    form = FeedbackForm(request.form)
-    if not form.validate():
-        problems = [message for errors in form.errors.values() for message in errors]
-        raise KBError(" ".join(str(p) for p in problems))
+    form = _valid(FeedbackForm(request.form))
     helpful = form.helpful.data == "yes"
     reason = form.reason.data or None
     comment = (form.comment.data or "").strip() or None
@@ -48,7 +57,7 @@ def vote(slug: str) -> Response:
     visitors.record("vote", slug=current, detail="yes" if helpful else f"no:{reason}" if reason else "no")
     message = "Thanks for letting us know." if helpful or reason or comment else \
         "Sorry it didn't help. What was wrong?"
-    if wants_json() or request.headers.get("X-Requested-With") == "fetch":
+    if from_script():
         return jsonify({"saved": True, "message": message, "vote": {
             "id": saved.id, "slug": current, "helpful": saved.helpful, "reason": saved.reason, "comment": saved.comment,
             "revision": saved.revision}})
@@ -74,9 +83,7 @@ class AnswerFeedbackForm(FlaskForm):
 @bp.post("/answers/feedback")
 def answer() -> Response:
     """Store "Was this answer helpful?" with the section's revision; JSON to scripts, else back to the search."""
-    form = AnswerFeedbackForm(request.form)
-    if not form.validate():
-        raise KBError(" ".join(str(m) for errors in form.errors.values() for m in errors))
+    form = _valid(AnswerFeedbackForm(request.form))
     article = library().articles.get(form.slug.data or "")
     anchor = form.anchor.data or ""
     if article is None or all(s.anchor != anchor for s in article.sections):
@@ -88,7 +95,7 @@ def answer() -> Response:
                     detail=f"{'yes' if helpful else 'no'}#{anchor}"[:200])
     message = "Thanks for letting us know." if helpful else \
         "Thanks. Sorry it didn't answer your question: the results below may, or contact us."
-    if wants_json() or request.headers.get("X-Requested-With") == "fetch":
+    if from_script():
         return jsonify({"saved": True, "message": message})
     flash(message, "answer")
     return redirect(url_for("search.results", q=query) + "#answer", 303)  # type: ignore[return-value]
