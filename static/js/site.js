@@ -123,6 +123,19 @@
     input.addEventListener("blur", function () { setTimeout(close, 100); });
   }
 
+  // Send a vote form's data; its JSON answer, or its error message shown in ``status``.
+  function submit(form, data, status) {
+    return post(form.action, data).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) { throw new Error((body.error && body.error.message) || "Sorry, that didn't work."); }
+        return body;
+      });
+    }).catch(function (error) {
+      status.textContent = error.message || "Sorry, we couldn't save that. Please try again.";
+      throw error;
+    });
+  }
+
   // "Was this helpful?": vote without a reload; "No" opens the reason form.
   function Feedback(section) {
     var voteForm = section.querySelector(".feedback-vote");
@@ -131,17 +144,7 @@
     var contact = section.querySelector(".feedback-contact");
     var buttons = voteForm.querySelectorAll("button[name=helpful]");
 
-    function send(form, data) {
-      return post(form.action, data).then(function (response) {
-        return response.json().then(function (body) {
-          if (!response.ok) { throw new Error((body.error && body.error.message) || "Sorry, that didn't work."); }
-          return body;
-        });
-      }).catch(function (error) {
-        status.textContent = error.message || "Sorry, we couldn't save that. Please try again.";
-        throw error;
-      });
-    }
+    function send(form, data) { return submit(form, data, status); }
 
     voteForm.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -175,15 +178,12 @@
       var data = {};
       new FormData(form).forEach(function (value, key) { data[key] = value; });
       data.helpful = event.submitter ? event.submitter.value : "yes";
-      post(form.action, data).then(function (response) {
-        return response.json().then(function (body) {
-          if (!response.ok) { throw new Error((body.error && body.error.message) || "Sorry, that didn't work."); }
-          form.querySelectorAll("button[name=helpful]").forEach(function (b) {
-            b.setAttribute("aria-pressed", b.value === data.helpful ? "true" : "false");
-          });
-          status.textContent = body.message;
+      submit(form, data, status).then(function (body) {
+        form.querySelectorAll("button[name=helpful]").forEach(function (b) {
+          b.setAttribute("aria-pressed", b.value === data.helpful ? "true" : "false");
         });
-      }).catch(function (error) { status.textContent = error.message || "Sorry, we couldn't save that."; });
+        status.textContent = body.message;
+      }).catch(function () {});  // submit showed the error
     });
   }
 
