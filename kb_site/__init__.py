@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import config, db, errors, learning, search_service, security, staff, tickets, views
+from . import brand, caching, config, db, errors, learning, search_service, security, staff, tickets, views
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -28,6 +28,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     search_service.init_app(app)
     errors.init_app(app)
     limiter = security.init_app(app)
+    caching.init_app(app)
+    brand.init_app(app)
     views.register(app)
     security.limit(app, limiter, {"search.results": "RATELIMIT_SEARCH", "api.search": "RATELIMIT_SEARCH",
                                   "feedback.vote": "RATELIMIT_VOTES", "feedback.answer": "RATELIMIT_VOTES",

@@ -106,6 +106,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INSTANCE_DIR", "./instance",
             "Folder for the site's own data: search index, embedding cache, database, secret key."),
     Setting("SITE_NAME", "Northwind Outfitters Help Centre", "Name shown in page titles and the header."),
+    Setting("SHOP_NAME", "Northwind Outfitters",
+            "The shop's name, for the header's \"Back to <shop>\" link and the footer."),
+    Setting("SHOP_URL", "",
+            "Address of the shop (`https://shop.example.com`): the header links back to it. Empty: no link."),
+    Setting("LOGO", "",
+            "Logo image shown in the header (SVG, PNG, WebP or JPEG), a path relative to the instance folder "
+            "or the articles folder; empty means `logo.svg` or `logo.png` in either, if there is one (the "
+            "bundled articles carry the sample shop's)."),
+    Setting("BRAND_COLOR", "#1f5f4a",
+            "The brand colour of the header, buttons and links (`#rrggbb`); it must keep white text readable "
+            "(contrast 4.5:1): too light a colour is refused at start with a darker one suggested. The dark "
+            "scheme derives its own shade."),
+    Setting("FOOTER_LINKS", "",
+            "Links in the footer as JSON, label to address: "
+            "`{\"Privacy\": \"https://shop.example.com/privacy\", \"Terms\": \"/terms\"}`."),
+    Setting("PAGE_CACHE_SECONDS", 60,
+            "How long browsers and CDNs may keep a public page (home, topics, articles) before asking again; "
+            "they may show it that long again while they revalidate.", minimum=0),
+    Setting("PAGE_CACHE_MB", 64.0,
+            "Memory each process keeps for rendered public pages (by page and ETag).", minimum=0),
     Setting("BASE_URL", "",
             "Public address of the site (`https://help.example.com`) for canonical links and the sitemap; "
             "empty means the address of each request."),

@@ -43,6 +43,11 @@ class Page:
     html: str
     toc: tuple[tuple[str, str, int], ...]  # (anchor, heading, level) of h2 and h3 sections
 
+    @property
+    def reading_minutes(self) -> int:
+        """Minutes an article takes to read, at 200 words a minute (at least one)."""
+        return max(1, round(len(self.article.body.split()) / 200))
+
 
 def _converter() -> markdown.Markdown:
     return markdown.Markdown(extensions=[

@@ -81,6 +81,11 @@ def most_helpful(known: set[str], limit: int = 6) -> list[str]:
     return [h.slug for h in ranked[:limit]]
 
 
+def tally(slug: str) -> VoteTally:
+    """Return the votes on one article (as of the last minute: they are part of its public page)."""
+    return _cached("vote_tallies", vote_tallies).get(slug) or VoteTally(slug, 0, 0)
+
+
 def popular(known: set[str], limit: int = 6) -> list[str]:
     """Return the slugs of the most read articles of the last 30 days, most read first."""
     counts = _cached("views", views)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import logging
 import threading
 import time
@@ -17,7 +19,7 @@ from .answers import Answer
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, same_model
 from .errors import SearchError
-from .generation import Doc, IndexCorrupt
+from .generation import MANIFEST, Doc, IndexCorrupt
 from .lexical import (
     DEFAULT_FIELD_B,
     DEFAULT_FIELD_WEIGHTS,
@@ -128,6 +130,7 @@ class _Opened:
     related: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # computed once a generation
     asked: dict[str, list[int]] = field(default_factory=dict)  # a title or question, normalised -> rows
     tuning: Tuning = field(default_factory=Tuning)  # the editors' synonyms and pins
+    published: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))  # when it was published
 
 
 class SearchEngine:
@@ -181,12 +184,18 @@ class SearchEngine:
         for row, doc in enumerate(docs):
             for question in {asked_form(q) for q in (doc.title, *doc.questions)}:
                 asked.setdefault(question, []).append(row)
+        published = dt.datetime.fromtimestamp(int((generation.path / MANIFEST).stat().st_mtime), dt.UTC)
         return _Opened(generation.name, docs, lexical, dense, categories, library, rows, names, codes, vectors,
-                       mismatch, asked=asked, tuning=tuning)
+                       mismatch, asked=asked, tuning=tuning, published=published)
 
     @property
     def generation(self) -> str:
         return self._gen.name
+
+    @property
+    def published(self) -> dt.datetime:
+        """When the open generation was published (to the second: what Last-Modified can say)."""
+        return self._gen.published
 
     @property
     def mismatch(self) -> str | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from flask import Blueprint, Response, flash, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from wtforms import StringField, TextAreaField
 from wtforms.validators import AnyOf, InputRequired, Length, Optional, Regexp
 
@@ -62,7 +63,51 @@ def vote(slug: str) -> Response:
             "id": saved.id, "slug": current, "helpful": saved.helpful, "reason": saved.reason, "comment": saved.comment,
             "revision": saved.revision}})
     flash(message, "feedback")
-    return redirect(url_for("help.article", slug=current) + "#feedback", 303)  # type: ignore[return-value]
+    return redirect(url_for("feedback.page", slug=current), 303)  # type: ignore[return-value]
+
+
+@bp.get("/articles/<slug>/feedback")
+def page(slug: str) -> str:
+    """The feedback form with its token, for browsers without JavaScript (the article page is the same for
+    everyone, so it carries no token): ``?helpful=yes`` asks to confirm, ``?helpful=no`` asks why."""
+    current = current_slug(slug, " to give feedback on")
+    asked = request.args.get("helpful")
+    return render_template("feedback.html", article=library().articles[current], vote=visitors.my_vote(current),
+                           asked=asked if asked in ("yes", "no") else None, reasons=REASONS)
+
+
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,"
+       b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")  # 1x1, transparent
+
+
+def _seen(referrer: str | None) -> dict[str, object] | None:
+    """Record the view of ``?article=`` and return the visitor's vote on it (None: no vote, or no article)."""
+    slug = request.args.get("article", "")
+    found = library().resolve(slug) if slug else None
+    if found is None:
+        return None
+    visitors.record_view(found, referrer)
+    shown = visitors.my_vote(found)
+    return {"article": found, "vote": {"helpful": shown.helpful, "reason": bool(shown.reason),
+                                       "comment": bool(shown.comment)} if shown else None}
+
+
+@bp.get("/visitor.json")
+def visitor_json() -> Response:
+    """What a public page shows of the visitor: their CSRF token and their vote on ``article``.
+
+    Asked by the site's script from every article page, it also records the view, with the page's own
+    referrer (``referrer``), so a view opened from the search results counts as a click on them.
+    """
+    seen = _seen(request.args.get("referrer")) or {"article": None, "vote": None}
+    return jsonify({"csrf_token": generate_csrf(), **seen})
+
+
+@bp.get("/visitor.gif")
+def visitor_gif() -> Response:
+    """The view of an article read without JavaScript (a ``<noscript>`` image)."""
+    _seen(None)
+    return Response(GIF, mimetype="image/gif")
 
 
 class AnswerFeedbackForm(FlaskForm):

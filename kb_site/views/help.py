@@ -16,7 +16,8 @@ from flask import (
     url_for,
 )
 
-from .. import stats, visitors
+from .. import stats
+from ..caching import public_page
 from ..content import media_file, page, related
 from ..errors import NotFound
 from ..models import REASONS
@@ -26,25 +27,26 @@ bp = Blueprint("help", __name__)
 
 
 @bp.get("/")
-def home() -> str:
+def home() -> Response:
     """Show the search box, the categories with their article counts, and the most helpful articles."""
     lib = library()
     counts = lib.counts()
     categories = [(c, counts.get(c.slug, 0)) for c in lib.categories if counts.get(c.slug)]
-    return render_template("home.html", categories=categories, featured=stats.featured(lib),
-                           canonical=absolute("/"))
+    featured = stats.featured(lib)
+    return public_page(lambda: render_template("home.html", categories=categories, featured=featured,
+                                               canonical=absolute("/")), [a.slug for a in featured])
 
 
 @bp.get("/categories/<slug>")
-def category(slug: str) -> str:
-    """List a category's articles."""
+def category(slug: str) -> Response:
+    """List a category's articles, in the editors' order."""
     lib = library()
     found = lib.category(slug)
     articles = lib.in_category(slug)
     if found is None or not articles:
         raise NotFound(f"There is no help category called '{slug}'.")
-    return render_template("category.html", category=found, articles=articles,
-                           canonical=absolute(url_for("help.category", slug=slug)))
+    return public_page(lambda: render_template("category.html", category=found, articles=articles,
+                                               canonical=absolute(url_for("help.category", slug=slug))))
 
 
 @bp.get("/articles/<slug>")
@@ -56,12 +58,16 @@ def article(slug: str) -> Response | str:
         target = url_for("help.article", slug=current)
         return redirect(target + (f"?{request.query_string.decode()}" if request.query_string else ""),  # type: ignore[return-value]
                         301)
-    shown = page(lib.articles[slug])
-    visit = visitors.visit()
-    visitors.record_view(slug, request.referrer)
-    return render_template("article.html", page=shown, article=shown.article, category=lib.category(
-        shown.article.category), related=related(engine(), shown.article), vote=visitors.my_vote(slug),
-        reasons=REASONS, visit=visit, canonical=absolute(url_for("help.article", slug=slug)))
+    # The same page for every visitor: their vote, token and view come from /visitor.json.
+    tally = stats.tally(slug)
+
+    def render() -> str:
+        shown = page(lib.articles[slug])
+        return render_template("article.html", page=shown, article=shown.article, category=lib.category(
+            shown.article.category), related=related(engine(), shown.article), tally=tally, reasons=REASONS,
+            canonical=absolute(url_for("help.article", slug=slug)))
+
+    return public_page(render, [tally.yes, tally.votes])
 
 
 @bp.get("/media/<path:filename>")
@@ -85,7 +91,7 @@ def sitemap() -> Response:
              if lib.in_category(c.slug)]
     urls += [(absolute(url_for("help.article", slug=a.slug)), a.updated) for a in
              sorted(lib.articles.values(), key=lambda a: a.slug)]
-    return Response(render_template("sitemap.xml", urls=urls), mimetype="application/xml")
+    return public_page(lambda: render_template("sitemap.xml", urls=urls), mimetype="application/xml")
 
 
 @bp.get("/robots.txt")

@@ -2,14 +2,39 @@
 (function () {
   "use strict";
 
-  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  // Public pages are the same for every visitor: their CSRF token (and vote) comes from /visitor.json,
+  // asked once, when an article page opens or the first time something is sent.
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var article = document.querySelector("[data-article]");
+  var visitorState = null;
+
+  function visitor() {
+    if (!visitorState) {
+      var params = new URLSearchParams({ referrer: document.referrer });
+      if (article) { params.set("article", article.getAttribute("data-article")); }
+      visitorState = fetch("/visitor.json?" + params.toString(), {
+        credentials: "same-origin", headers: { "Accept": "application/json" }
+      }).then(function (response) {
+        if (!response.ok) { throw new Error("Sorry, we couldn't reach the help centre. Please try again."); }
+        return response.json();
+      });
+      visitorState.catch(function () { visitorState = null; });  // ask again next time
+    }
+    return visitorState;
+  }
+
+  function token() {
+    return meta ? Promise.resolve(meta.content) : visitor().then(function (state) { return state.csrf_token; });
+  }
 
   function post(url, data) {
-    var body = new FormData();
-    Object.keys(data).forEach(function (key) { body.append(key, data[key]); });
-    return fetch(url, {
-      method: "POST", body: body, credentials: "same-origin",
-      headers: { "X-CSRFToken": csrf, "Accept": "application/json", "X-Requested-With": "fetch" }
+    return token().then(function (csrf) {
+      var body = new FormData();
+      Object.keys(data).forEach(function (key) { body.append(key, data[key]); });
+      return fetch(url, {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: { "X-CSRFToken": csrf, "Accept": "application/json", "X-Requested-With": "fetch" }
+      });
     });
   }
 
@@ -44,15 +69,26 @@
     }
 
     function open(item, position) {
-      post("/search/picked", { q: lastQuery, slug: item.slug, position: position }).catch(function () {});
-      window.location.href = item.url;
+      if (item.all) { window.location.href = item.url; return; }  // the results page records the search
+      // Record the pick before leaving (the token may have to be fetched first), but never wait long.
+      var leave = function () { window.location.href = item.url; };
+      var timer = setTimeout(leave, 400);
+      post("/search/picked", { q: lastQuery, slug: item.slug, position: position })
+        .catch(function () {}).then(function () { clearTimeout(timer); leave(); });
     }
 
-    function show(hits, answer) {
+    function show(hits, answer, query, total) {
       list.innerHTML = "";
       if (answer) {  // the answer itself first: the section it comes from is one Enter away
         hits = [{ title: answer.text, section: "Answer from " + answer.title, slug: answer.slug, url: answer.url,
                   answer: true }].concat(hits);
+      }
+      if (hits.length) {  // last: every result on the search page, as Enter on the box would
+        var all = new URLSearchParams({ q: query });
+        var scope = form && form.querySelector('input[name="category"]');
+        if (scope) { all.set("category", scope.value); }
+        hits = hits.concat([{ title: total > 1 ? "See all " + total + " results for “" + query + "”" : "See the results for “" + query + "”",
+                              url: "/search?" + all.toString(), all: true }]);
       }
       items = hits.map(function (hit, i) {
         var li = document.createElement("li");
@@ -61,12 +97,13 @@
         li.setAttribute("aria-selected", "false");
         li.textContent = hit.title;
         if (hit.answer) { li.className = "suggestion-answer"; }
+        if (hit.all) { li.className = "suggestion-all"; li.setAttribute("data-kb", "see-all"); }
         if (hit.section) {
           var small = document.createElement("small");
           small.textContent = hit.section;
           li.appendChild(small);
         }
-        var item = { el: li, slug: hit.slug, url: hit.url };
+        var item = { el: li, slug: hit.slug, url: hit.url, all: hit.all };
         li.addEventListener("mousedown", function (event) { event.preventDefault(); });
         li.addEventListener("click", function () { open(item, i + 1); });
         list.appendChild(li);
@@ -93,7 +130,7 @@
         .then(function (response) { return response.ok ? response.json() : { hits: [] }; })
         .then(function (data) {
           lastQuery = query;
-          if (input.value.trim() === query) { show(data.hits || [], data.answer); }
+          if (input.value.trim() === query) { show(data.hits || [], data.answer, query, data.total || 0); }
         })
         .catch(function () {});
     }
@@ -124,8 +161,8 @@
   }
 
   // Send a vote form's data; its JSON answer, or its error message shown in ``status``.
-  function submit(form, data, status) {
-    return post(form.action, data).then(function (response) {
+  function submit(url, data, status) {
+    return post(url, data).then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) { throw new Error((body.error && body.error.message) || "Sorry, that didn't work."); }
         return body;
@@ -136,26 +173,45 @@
     });
   }
 
-  // "Was this helpful?": vote without a reload; "No" opens the reason form.
+  // "Was this helpful?": vote without a reload; "No" turns the question into the reason form, in place.
   function Feedback(section) {
     var voteForm = section.querySelector(".feedback-vote");
     var reasonForm = section.querySelector(".feedback-reason");
     var status = section.querySelector(".feedback-status");
     var contact = section.querySelector(".feedback-contact");
     var buttons = voteForm.querySelectorAll("button[name=helpful]");
+    var url = voteForm.getAttribute("data-action");
 
-    function send(form, data) { return submit(form, data, status); }
+    function send(data) { return submit(url, data, status); }
+
+    function pressed(helpful) {
+      buttons.forEach(function (b) { b.setAttribute("aria-pressed", b.value === helpful ? "true" : "false"); });
+    }
+
+    function askWhy() {
+      voteForm.hidden = true;
+      reasonForm.hidden = false;
+      status.textContent = "";
+      reasonForm.querySelector("input[type=radio]").focus();
+    }
+
+    visitor().then(function (state) {  // the visitor's own vote: the page itself is everybody's
+      reasonForm.elements.csrf_token.value = state.csrf_token;
+      if (!state.vote) { return; }
+      pressed(state.vote.helpful ? "yes" : "no");
+      status.textContent = "You said this article " + (state.vote.helpful ? "helped" : "didn't help") +
+        ". You can change your answer.";
+      contact.hidden = state.vote.helpful;
+    }).catch(function () {});
 
     voteForm.addEventListener("submit", function (event) {
       event.preventDefault();
       var helpful = event.submitter ? event.submitter.value : "yes";
-      send(voteForm, { helpful: helpful }).then(function (body) {
-        buttons.forEach(function (b) { b.setAttribute("aria-pressed", b.value === helpful ? "true" : "false"); });
-        status.textContent = body.message;
-        reasonForm.hidden = helpful !== "no";
+      send({ helpful: helpful }).then(function (body) {
+        pressed(helpful);
         contact.hidden = helpful !== "no";
-        if (helpful === "no") { reasonForm.querySelector("input[type=radio]").focus(); }
-      });
+        if (helpful === "no") { askWhy(); } else { status.textContent = body.message; }
+      }).catch(function () {});  // submit showed the error
     });
 
     reasonForm.addEventListener("submit", function (event) {
@@ -163,10 +219,11 @@
       var data = { helpful: "no", comment: reasonForm.elements.comment.value };
       var checked = reasonForm.querySelector("input[name=reason]:checked");
       if (checked) { data.reason = checked.value; }
-      send(reasonForm, data).then(function (body) {
-        status.textContent = body.message;
+      send(data).then(function (body) {
         reasonForm.hidden = true;
-      });
+        voteForm.hidden = false;
+        status.textContent = body.message;
+      }).catch(function () {});
     });
   }
 
@@ -178,7 +235,7 @@
       var data = {};
       new FormData(form).forEach(function (value, key) { data[key] = value; });
       data.helpful = event.submitter ? event.submitter.value : "yes";
-      submit(form, data, status).then(function (body) {
+      submit(form.action, data, status).then(function (body) {
         form.querySelectorAll("button[name=helpful]").forEach(function (b) {
           b.setAttribute("aria-pressed", b.value === data.helpful ? "true" : "false");
         });
