@@ -20,20 +20,37 @@ def revision(app, slug: str) -> str:
 
 
 def test_vote_without_javascript_then_reason(any_db_site):
-    """A plain form "No" stores the vote and asks why; the reason form then completes it."""
+    """Without a script, "No" on the (token-less, public) article page opens the feedback page, whose form
+    has a token and asks why; sending it stores the vote with its reason, and the page then says thanks."""
     client = any_db_site.test_client()
-    token = csrf_token(client, "/articles/return-policy")
-    response = client.post("/articles/return-policy/feedback", data={"csrf_token": token, "helpful": "no"})
-    assert response.status_code == 303 and response.headers["Location"].endswith("/articles/return-policy#feedback")
-    page = client.get("/articles/return-policy").get_data(as_text=True)
-    assert "Sorry it didn" in page and re.search(r'<form class="feedback-reason"[^>]*>', page).group(0).find(
-        "hidden") == -1
-    client.post("/articles/return-policy/feedback", data={"csrf_token": token, "helpful": "no",
-                                                          "reason": "outdated", "comment": "Says 30 days, I got 14"})
+    article = client.get("/articles/return-policy").get_data(as_text=True)
+    vote_form = re.search(r'<form class="feedback-vote" method="get" action="([^"]+)"', article)
+    assert vote_form and "csrf" not in article.split('class="feedback-vote"')[1].split("</form>")[0]
+    asked = client.get(vote_form.group(1), query_string={"helpful": "no"})
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and asked.headers["Cache-Control"] == "private, no-store"
+    assert "Sorry it didn" in page and "What was wrong?" in page and votes(any_db_site) == []
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/articles/return-policy/feedback", data={
+        "csrf_token": token, "helpful": "no", "reason": "outdated", "comment": "Says 30 days, I got 14"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/articles/return-policy/feedback")
+    assert "Thanks for letting us know." in client.get(response.headers["Location"]).get_data(as_text=True)
     [vote] = votes(any_db_site)
     assert (vote.slug, vote.helpful, vote.reason, vote.comment) == ("return-policy", False, "outdated",
                                                                    "Says 30 days, I got 14")
     assert vote.revision == revision(any_db_site, "return-policy")
+
+
+def test_yes_without_javascript_is_confirmed_on_the_feedback_page(any_db_site):
+    """"Yes" without a script asks to send it (a GET never stores a vote); the feedback page remembers it."""
+    client = any_db_site.test_client()
+    page = client.get("/articles/return-policy/feedback?helpful=yes").get_data(as_text=True)
+    assert "Send “Yes, it helped”?" in page and votes(any_db_site) == []
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post("/articles/return-policy/feedback", data={"csrf_token": token, "helpful": "yes"})
+    assert [v.helpful for v in votes(any_db_site)] == [True]
+    assert "Thanks for letting us know." in client.get("/articles/return-policy/feedback").get_data(as_text=True)
+    assert "You said this article helped" in client.get("/articles/return-policy/feedback").get_data(as_text=True)
 
 
 def test_vote_with_javascript_is_json_and_changeable(any_db_site):
@@ -122,7 +139,9 @@ def test_trail_keeps_what_the_visitor_did(any_db_site):
     """Searches with counts, views and votes of this visit are recorded in order, for the ticket form."""
     client = any_db_site.test_client()
     client.get("/search?q=refund")
-    client.get("/articles/refund-timescales", headers={"Referer": "http://localhost/search?q=refund"})
+    # The article page's script reports the view with the page's own referrer (the page is everybody's).
+    client.get("/visitor.json", query_string={"article": "refund-timescales",
+                                              "referrer": "http://localhost/search?q=refund"})
     client.post("/articles/refund-timescales/feedback", data={"helpful": "no", "reason": "not-answered"},
                 headers={"X-CSRFToken": csrf_token(client, "/search"), "Accept": "application/json"})
     with any_db_site.app_context(), database().sessions() as s:
@@ -172,7 +191,7 @@ def test_page_views_are_batched_and_survive_an_outage(app):
     app.config["EVENT_FLUSH_SECONDS"] = 3600  # only explicit flushes in this test
     client = app.test_client()
     for _ in range(3):
-        client.get("/articles/return-policy")
+        client.get("/visitor.json?article=return-policy")
     with app.app_context():
         waiting = visitors.buffer()
         assert waiting is not None and len(waiting.waiting) == 3
