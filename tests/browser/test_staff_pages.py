@@ -89,7 +89,7 @@ def test_a_cross_site_vote_is_stored_only_after_yes(page, live):
     with live.app.app_context(), database().sessions() as s:
         assert s.scalars(select(Vote)).all() == []
     page.click("form.resend button[type=submit]")
-    page.wait_for_url(live.url + "/articles/track-your-order#feedback")
+    page.wait_for_url(live.url + "/articles/track-your-order/feedback")
     with live.app.app_context(), database().sessions() as s:
         [vote] = s.scalars(select(Vote)).all()
     assert (vote.helpful, vote.reason, vote.comment) == (False, "unclear", "The map never loads.")
