@@ -21,6 +21,8 @@ from .config import ConfigError
 LOGO_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg",
               ".jpeg": "image/jpeg"}
 DARK_BACKGROUND = (0x14, 0x19, 0x17)  # --bg of the dark scheme in site.css
+# The lightest backgrounds links sit on (--soft in each scheme): links must stay readable on them too.
+LIGHT_SOFT, DARK_SOFT = (0xf4, 0xf6, 0xf5), (0x1f, 0x28, 0x25)
 EXTENSION = "kb_brand"
 HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
@@ -82,9 +84,10 @@ class Brand:
     @property
     def css(self) -> str:
         white, black = (255, 255, 255), (0, 0, 0)
-        dark_link = readable(self.colour, DARK_BACKGROUND, white)
+        light_link = readable(self.colour, LIGHT_SOFT, black)
+        dark_link = readable(readable(self.colour, DARK_SOFT, white, 4.8), DARK_BACKGROUND, white, 4.8)
         return (f":root {{ --brand: {hex_colour(self.colour)}; --brand-dark: {hex_colour(mix(self.colour, black, .25))};"
-                f" --brand-soft: {hex_colour(mix(self.colour, white, .9))}; }}\n"
+                f" --brand-soft: {hex_colour(mix(self.colour, white, .9))}; --link: {hex_colour(light_link)}; }}\n"
                 f"@media (prefers-color-scheme: dark) {{ :root {{ --link: {hex_colour(dark_link)};"
                 f" --brand-soft: {hex_colour(mix(self.colour, DARK_BACKGROUND, .8))}; }} }}\n")
 

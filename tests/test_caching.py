@@ -129,10 +129,11 @@ def test_the_brand_comes_from_settings(tmp_path, corpus, fake_embedder):
     sheet = client.get(re.search(r'href="(/brand\.[0-9a-f]{12}\.css)"', html).group(1))
     text = sheet.get_data(as_text=True)
     assert sheet.mimetype == "text/css" and "--brand: #7a2e8e;" in text and "prefers-color-scheme: dark" in text
-    from kb_site.brand import DARK_BACKGROUND, contrast, parse_colour
+    from kb_site.brand import DARK_BACKGROUND, DARK_SOFT, LIGHT_SOFT, contrast, parse_colour
 
-    dark_link = re.search(r"--link: (#[0-9a-f]{6})", text).group(1)
-    assert contrast(parse_colour(dark_link), DARK_BACKGROUND) >= 4.5
+    light_link, dark_link = (parse_colour(c) for c in re.findall(r"--link: (#[0-9a-f]{6})", text))
+    assert contrast(light_link, LIGHT_SOFT) >= 4.5 and contrast(light_link, (255, 255, 255)) >= 4.5
+    assert contrast(dark_link, DARK_BACKGROUND) >= 4.5 and contrast(dark_link, DARK_SOFT) >= 4.5
 
 
 def test_the_bundled_shop_has_its_logo(tmp_path):

@@ -11,6 +11,9 @@ from tests.conftest import need_service
 
 PAGES = {
     "home": "/",
+    "category": "/categories/returns",
+    "feedback": "/articles/return-policy/feedback?helpful=no",  # the no-script vote
+    "not-found": "/articles/retrun-polcy",
     "article": "/articles/clothing-size-guide",
     "results": "/search?q=refund+for+a+gift",
     "contact": "/contact?from=return-policy",
@@ -36,36 +39,39 @@ def sign_in(page, live) -> None:
     page.wait_for_url(live.url + "/staff/")
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 360])
-def test_screenshots_and_no_sideways_scrolling(browser, live, width, capsys):
-    """Each page is captured at this width; at 360 px nothing is wider than the screen."""
-    context = browser.new_context(viewport={"width": width, "height": 800})
+def test_screenshots_and_no_sideways_scrolling(browser, live, width, scheme, capsys):
+    """Each page is captured at this width in this colour scheme; at 360 px nothing is wider than the screen."""
+    context = browser.new_context(viewport={"width": width, "height": 800}, color_scheme=scheme)
     page = context.new_page()
     page.goto(live.url + "/search?q=refund")  # something on the dashboard
     sign_in(page, live)
     folder = shots_folder()
     for name, path in PAGES.items():
         page.goto(live.url + path)
-        target = folder / f"{name}-{width}.png"
+        target = folder / f"{name}-{width}-{scheme}.png"
         page.screenshot(path=str(target), full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
     context.close()
     with capsys.disabled():
-        print(f"\nscreenshots at {width}px: {folder}")
+        print(f"\nscreenshots at {width}px, {scheme}: {folder}")
 
 
-def test_axe_finds_no_serious_violations(browser, live):
-    """axe-core (from npm, served to the page from the site's own origin) on every page: nothing serious."""
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violations(browser, live, scheme):
+    """axe-core (from npm, served to the page from the site's own origin) on every page, in the light and the
+    dark scheme (contrast included): nothing serious."""
     if not AXE.exists():
         need_service("axe-core", f"{AXE} missing (npm install --prefix tests/browser)")
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
     page = context.new_page()
     # Same-origin URL, so the page's CSP (script-src 'self') lets it in, as any local asset.
     page.route("**/__axe.js", lambda route: route.fulfill(path=str(AXE), content_type="application/javascript"))
     sign_in(page, live)
     found = {}
-    for name, path in {**PAGES, "login": "/staff/login", "not-found": "/articles/nope"}.items():
+    for name, path in {**PAGES, "login": "/staff/login"}.items():
         page.goto(live.url + path)
         page.add_script_tag(url=live.url + "/__axe.js")
         result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
