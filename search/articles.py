@@ -128,6 +128,7 @@ class Article:
     related: tuple[str, ...] = ()
     updated: dt.date | None = None
     draft: bool = False
+    order: int | None = None  # where editors place it in its category (lower first); None: after those, by title
     sections: tuple[Section, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     body_line: int = 1
@@ -158,7 +159,7 @@ class Article:
             "slug": self.slug, "title": self.title, "summary": self.summary, "category": self.category,
             "tags": list(self.tags), "questions": list(self.questions), "aliases": list(self.aliases),
             "related": list(self.related), "updated": self.updated.isoformat() if self.updated else None,
-            "draft": self.draft, "path": str(path), "body": self.body, "body_line": self.body_line,
+            "draft": self.draft, "order": self.order, "path": str(path), "body": self.body, "body_line": self.body_line,
             "extra": _plain(self.extra),
         }
 
@@ -170,6 +171,7 @@ class Article:
             summary=data["summary"], category=data["category"], tags=tuple(data["tags"]),
             questions=tuple(data["questions"]), aliases=tuple(data["aliases"]), related=tuple(data["related"]),
             updated=dt.date.fromisoformat(data["updated"]) if data["updated"] else None, draft=data["draft"],
+            order=data.get("order"),  # records written before ``order`` existed have none
             sections=split_sections(data["body"], data["body_line"]), extra=data["extra"],
             body_line=data["body_line"],
         )
@@ -321,6 +323,20 @@ class _Checks:
             return None
         return value
 
+    def order(self, key: str) -> int | None:
+        if key not in self.meta:
+            return None
+        value = self.meta[key]
+        # A bool is an int to Python, and 1.5 or "2" would sort by accident: only whole numbers are orders.
+        if isinstance(value, bool) or not isinstance(value, int):
+            shown = f"'{value}'" if isinstance(value, str) else value if isinstance(value, float) else _kind(value)
+            self.fail(key, f"must be a whole number (lower comes first), not {shown}")
+            return None
+        if value < 0:  # -1 reads as "last" to some; an order only counts up from the top
+            self.fail(key, f"must be 0 or more (lower comes first), not {value}")
+            return None
+        return value
+
 
 def _slug_of(front: str, path: Path) -> str:
     """Return the slug an unparsable file names itself: its front-matter slug if readable, else its file name."""
@@ -372,6 +388,7 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
         checks.fail("draft", f"must be true or false, not {_kind(draft)}")
+    order = checks.order("order")
     summary = checks.text("summary")
     own_category = checks.text("category")
     lists = {key: checks.items(key, slugs=key in ("aliases", "related")) for key in _LIST_FIELDS}
@@ -379,7 +396,7 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
         raise InvalidArticle(sorted(checks.problems, key=lambda p: p.line), slug, lists["aliases"])
     body = content.strip()
     body_line = _body_line(text)
-    known = set(_STR_FIELDS) | set(_LIST_FIELDS) | {"updated", "draft"}
+    known = set(_STR_FIELDS) | set(_LIST_FIELDS) | {"updated", "draft", "order"}
     return Article(
         slug=slug,
         title=title,
@@ -393,6 +410,7 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
         related=lists["related"],
         updated=updated,
         draft=draft,
+        order=order,
         sections=split_sections(body, body_line),
         extra={k: v for k, v in meta.items() if k not in known},
         body_line=body_line,

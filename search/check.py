@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .articles import Article, ArticleError, InvalidArticle, field_line
-from .folder import Corpus, load_categories, load_corpus, real_path_inside
+from .folder import Corpus, IconProblem, load_categories, load_corpus, real_path_inside
 from .tuning import TUNING_FILE, load_tuning
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
@@ -32,7 +32,8 @@ class Problem:
 
 
 def _from_error(exc: ArticleError) -> Problem:
-    return Problem(exc.path, exc.line, f"{exc.field}: {exc.message}" if exc.field else exc.message)
+    severity = "warning" if isinstance(exc, IconProblem) and exc.warning else "error"
+    return Problem(exc.path, exc.line, f"{exc.field}: {exc.message}" if exc.field else exc.message, severity)
 
 
 def _field_line(article: Article, key: str) -> int:
@@ -48,11 +49,13 @@ def check_articles(root: Path | str) -> list[Problem]:
     if not root.is_dir():
         return [Problem(root, 1, "is not a folder of articles")]
     problems: list[Problem] = []
+    icons: list[ArticleError] = []
     try:
-        categories = load_categories(root)
+        categories = load_categories(root, problems=icons)
     except ArticleError as exc:
         problems.append(_from_error(exc))
         categories = {}
+    problems += [_from_error(e) for e in icons]
     corpus = load_corpus(root)
     problems += [_from_error(e) for e in corpus.errors]
     # An article that only failed to parse is reported once, in its own file: links to it, by slug, alias or

@@ -10,6 +10,11 @@ from .broken import BrokenFile
 from .folder import Category
 
 
+def display_order(article: Article) -> tuple[bool, int, str]:
+    """Return an article's sort key in its category: by ``order`` (lower first), then unordered ones, by title."""
+    return article.order is None, article.order or 0, article.title.lower()
+
+
 @dataclass(frozen=True)
 class Library:
     """Articles by slug, categories in display order, and where old slugs now live."""
@@ -18,7 +23,7 @@ class Library:
     categories: tuple[Category, ...]
     redirects: dict[str, str]  # alias or renamed slug -> current slug
     by_title: list[Article]  # every article by title, sorted once at load
-    by_category: dict[str, list[Article]]  # each category's articles by title
+    by_category: dict[str, list[Article]]  # each category's articles in display order (``display_order``)
     errors: tuple[BrokenFile, ...] = ()  # files of the folder this generation could not take as they are
 
     @classmethod
@@ -41,7 +46,7 @@ class Library:
         categories = tuple(sorted(known.values(), key=lambda c: (c.order, c.title.lower())))
         by_title = sorted(articles.values(), key=lambda a: a.title.lower())
         by_category: dict[str, list[Article]] = {}
-        for article in by_title:
+        for article in sorted(by_title, key=display_order):
             by_category.setdefault(article.category, []).append(article)
         return cls(articles, categories, redirects, by_title, by_category, errors)
 
@@ -50,7 +55,7 @@ class Library:
         return next((c for c in self.categories if c.slug == slug), None)
 
     def in_category(self, slug: str) -> list[Article]:
-        """Return a category's articles by title."""
+        """Return a category's articles in display order: those with an ``order`` first, then the rest by title."""
         return self.by_category.get(slug, [])
 
     def counts(self) -> dict[str, int]:

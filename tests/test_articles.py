@@ -13,6 +13,7 @@ import pytest
 
 from search.articles import ArticleError, field_line, heading_anchor, load_article, parse_article, split_sections
 from search.folder import load_categories, load_corpus
+from search.library import Library
 
 FULL = """\
     ---
@@ -73,6 +74,7 @@ def test_full_article_parses_every_field(tmp_path):
     assert article.questions == ("where is my package", "my order hasn't arrived")
     assert (article.aliases, article.related) == (("order-tracking",), ("delivery-times",))
     assert article.updated == dt.date(2026, 11, 1) and article.draft is True
+    assert article.order is None
     assert article.extra == {"owner": "support-team"}
     assert article.body.startswith("Every order gets") and article.url("x") == "/articles/track-order#x"
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -96,6 +98,13 @@ def test_slug_and_category_default_to_file_and_top_folder(tmp_path):
     ("---\ntitle: T\n\ndraft: 'yes'\n---\nbody\n", 4, "draft", "true or false"),
     ("---\ntitle: T\nslug: Track Order\n---\nbody\n", 3, "slug", "lowercase"),
     ("---\ntitle: T\naliases: [Old Name]\n---\nbody\n", 3, "aliases", "not a valid slug"),
+    ("---\ntitle: T\norder: first\n---\nbody\n", 3, "order", "whole number (lower comes first), not 'first'"),
+    ("---\ntitle: T\norder: '2'\n---\nbody\n", 3, "order", "whole number (lower comes first), not '2'"),
+    ("---\ntitle: T\norder: 1.5\n---\nbody\n", 3, "order", "whole number (lower comes first), not 1.5"),
+    ("---\ntitle: T\norder: true\n---\nbody\n", 3, "order", "whole number (lower comes first), not true/false"),
+    ("---\ntitle: T\norder:\n---\nbody\n", 3, "order", "whole number (lower comes first), not empty"),
+    ("---\ntitle: T\norder: [1]\n---\nbody\n", 3, "order", "whole number (lower comes first), not a list"),
+    ("---\ntitle: T\norder: -1\n---\nbody\n", 3, "order", "must be 0 or more (lower comes first), not -1"),
 ])
 def test_front_matter_errors_name_file_line_and_field(tmp_path, text, line, field, words):
     """Each front-matter mistake is reported as path:line: field: message at the offending key."""
@@ -250,3 +259,29 @@ def test_load_categories_rejects_a_non_integer_order(tmp_path):
     with pytest.raises(ArticleError, match="whole number") as info:
         load_categories(tmp_path)
     assert (info.value.path, info.value.field) == (path, "order")
+
+
+def test_order_is_read_kept_out_of_extra_and_survives_the_record(tmp_path):
+    """`order: 0` is the article's order (not an unknown key), and its record rebuilds it; old records have none."""
+    article = load_article(write(tmp_path, "returns/policy.md", "---\ntitle: Policy\norder: 0\n---\nx\n"), tmp_path)
+    assert (article.order, article.extra) == (0, {})
+    record = article.record(tmp_path)
+    assert record["order"] == 0 and type(article).from_record(record).order == 0
+    del record["order"]
+    assert type(article).from_record(record).order is None
+
+
+def test_category_lists_ordered_articles_first_then_the_rest_by_title(tmp_path):
+    """In a category, articles with `order` come first (lower first, ties by title), then the others by title."""
+    orders = {"apples": None, "return-policy": 1, "zebra": 0, "exchange": 1, "banana": None, "cherry": 10}
+    for slug, order in orders.items():
+        line = f"order: {order}\n" if order is not None else ""
+        write(tmp_path, f"returns/{slug}.md", f"---\ntitle: {slug.replace('-', ' ').title()}\n{line}---\nx\n")
+    write(tmp_path, "orders/track.md", "---\ntitle: Track\norder: 0\n---\nx\n")
+    corpus = load_corpus(tmp_path)
+    library = Library.from_data({a.slug: a.record(tmp_path) for a in corpus.articles},
+                                {"categories": [], "redirects": {}})
+    assert [a.slug for a in library.in_category("returns")] == [
+        "zebra", "exchange", "return-policy", "cherry", "apples", "banana"]
+    assert [a.slug for a in library.by_title][:3] == ["apples", "banana", "cherry"]  # the A-Z list stays A-Z
+    assert [a.slug for a in library.in_category("orders")] == ["track"]

@@ -217,3 +217,17 @@ def test_a_file_that_only_failed_to_parse_causes_no_follow_on_errors(clean):
     assert [p for p in problems if p[0] == "linker.md"] == [
         ("linker.md", 8, "link to a missing article: /articles/gone", "error")]
     assert {p[0] for p in problems} == {"linker.md", "broken.md", "no-yaml.md", "sluggish.md"}
+
+
+def test_kb_check_reports_a_wrong_order_like_the_other_fields(runner, tmp_path):
+    """`order:` that is not a whole number of 0 or more is an error on its line, named by its field."""
+    root = tmp_path / "tree"
+    article(root, "returns/policy.md", "Policy", order="first")
+    article(root, "returns/refunds.md", "Refunds", order="-2")
+    article(root, "returns/exchange.md", "Exchange", order="3")
+    result = runner.invoke(args=["check", str(root)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [
+        f"{root / 'returns' / 'policy.md'}:4: order: must be a whole number (lower comes first), not 'first'",
+        f"{root / 'returns' / 'refunds.md'}:4: order: must be 0 or more (lower comes first), not -2",
+    ]
