@@ -19,15 +19,19 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from flask import Flask, Response, current_app, request, send_from_directory
+from flask import Flask, Response, after_this_request, current_app, request, send_from_directory
 from werkzeug.exceptions import NotFound
 from werkzeug.http import is_resource_modified
 
 from .search_service import service
+from .security import secure_headers
 
 PRIVATE = "private, no-store"
 YEAR = 365 * 24 * 3600
@@ -40,32 +44,93 @@ EXTENSION = "kb_caching"
 PUBLIC_ENDPOINTS = frozenset({"help.home", "help.category", "help.article", "help.sitemap"})
 
 
+@dataclass
+class Stored:
+    """A public page as this process last answered it."""
+
+    tag: str  # the ETag, unquoted
+    generation: str  # of the index it was rendered from
+    until: float  # monotonic time after which the event loop no longer answers it without Flask
+    body: bytes
+    headers: list[tuple[bytes, bytes]]  # of the 200, as Flask sent them (security headers included)
+    not_modified: list[tuple[bytes, bytes]]  # of a 304: ETag, Last-Modified, Cache-Control
+
+
 class PageCache:
-    """The bytes of recently rendered public pages, by (path, ETag), bounded in total size."""
+    """Recently rendered public pages by path and query, bounded in total size.
+
+    Flask renders a page once a tag (``public_page``); ``kb serve``'s event loop answers a page it holds,
+    without a thread or Flask (``FastPages``), while it is fresh: rendered from the index generation still
+    open and less than ``min(KB_PAGE_CACHE_SECONDS, 30)`` seconds ago, so a vote shows as soon as it would
+    have through Flask (tallies are read once a minute).
+    """
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.size = 0
-        self.pages: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self.pages: OrderedDict[tuple[str, bytes], Stored] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> bytes | None:
+    def get(self, key: tuple[str, bytes]) -> Stored | None:
         with self.lock:
-            body = self.pages.get(key)
-            if body is not None:
+            stored = self.pages.get(key)
+            if stored is not None:
                 self.pages.move_to_end(key)
-            return body
+            return stored
 
-    def put(self, key: tuple[str, str], body: bytes) -> None:
-        if len(body) > self.max_bytes // 4:
+    def put(self, key: tuple[str, bytes], stored: Stored) -> None:
+        if len(stored.body) > self.max_bytes // 4:
             return
         with self.lock:
             old = self.pages.pop(key, None)
-            self.size += len(body) - (len(old) if old is not None else 0)
-            self.pages[key] = body
+            self.size += len(stored.body) - (len(old.body) if old is not None else 0)
+            self.pages[key] = stored
             while self.size > self.max_bytes:
                 _, dropped = self.pages.popitem(last=False)
-                self.size -= len(dropped)
+                self.size -= len(dropped.body)
+
+
+def matches(if_none_match: bytes, tag: str) -> bool:
+    """Whether an If-None-Match header names ``tag`` (weak or strong, in a list, or ``*``)."""
+    wanted = tag.encode()
+    for item in if_none_match.split(b","):
+        item = item.strip()
+        if item == b"*" or item.removeprefix(b"W/").strip(b'"') == wanted:
+            return True
+    return False
+
+
+class FastPages:
+    """ASGI middleware: answer fresh public pages from the page cache in the event loop, else the app."""
+
+    def __init__(self, app: Any, flask_app: Flask):
+        self.app = app
+        self.caching: Caching = flask_app.extensions[EXTENSION]
+        self.service = flask_app.extensions["kb_search"]
+
+    def answer(self, path: str, query: bytes, if_none_match: bytes | None) -> tuple[int, list, bytes] | None:
+        stored = self.caching.cache.get((path, query))
+        if stored is None or time.monotonic() > stored.until:
+            return None
+        try:
+            if self.service.engine().generation != stored.generation:
+                return None
+        except Exception:  # no index, or a broken one: Flask answers (and explains) it
+            return None
+        if if_none_match is not None and matches(if_none_match, stored.tag):
+            return 304, stored.not_modified, b""
+        return 200, stored.headers, stored.body
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            condition = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+            found = self.answer(scope["path"], scope["query_string"], condition)
+            if found is not None:
+                status, headers, body = found
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 class Assets:
@@ -146,26 +211,39 @@ def private_page() -> bool:
 def public_page(render: Callable[[], str], parts: Iterable[object] = (), mimetype: str = "text/html") -> Response:
     """Answer a public page: ``304`` when the client's copy is current, else the page (rendered once a tag).
 
-    The ETag covers the release, the index generation and ``parts`` (what else the page shows that can
-    change, such as its vote tally); rendering is skipped for a conditional request that matches.
+    The ETag covers the release, the index generation, the address and ``parts`` (what else the page shows
+    that can change, such as its vote tally); rendering is skipped for a conditional request that matches.
     """
     engine = service().engine()
-    tag = hashlib.sha256("\0".join([caching().release(), engine.generation, request.full_path, *map(str, parts)]).encode()) \
-        .hexdigest()[:24]
-    modified = engine.published
+    tag = hashlib.sha256("\0".join([caching().release(), engine.generation, request.full_path,
+                                    *map(str, parts)]).encode()).hexdigest()[:24]
     seconds = current_app.config["PAGE_CACHE_SECONDS"]
-    if not is_resource_modified(request.environ, etag=tag, last_modified=modified):
+    cache_control = f"public, max-age={seconds}, stale-while-revalidate={seconds * 10}"
+    if not is_resource_modified(request.environ, etag=tag, last_modified=engine.published):
         response = Response(status=304)
     else:
-        key = (request.full_path, tag)
-        body = caching().cache.get(key)
-        if body is None:
-            body = render().encode()
-            caching().cache.put(key, body)
-        response = Response(body, mimetype=mimetype)
+        key = (request.path, request.query_string)
+        stored = caching().cache.get(key)
+        response = Response(stored.body if stored is not None and stored.tag == tag else render(),
+                            mimetype=mimetype)
+        response.set_etag(tag)
+        response.last_modified = engine.published
+        response.headers["Cache-Control"] = cache_control
+
+        @after_this_request
+        def _store(sent: Response) -> Response:  # once every header is set: the fast path replays them all
+            if sent.status_code == 200 and "Set-Cookie" not in sent.headers:
+                secure_headers(sent)  # the app's own hooks run after this one: the headers they add, now
+                headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in sent.headers.items()]
+                kept = {b"etag", b"last-modified", b"cache-control"}
+                caching().cache.put(key, Stored(tag, engine.generation, time.monotonic() + min(seconds, 30),
+                                                sent.get_data(), headers, [h for h in headers if h[0] in kept]))
+            return sent
+
+        return response
     response.set_etag(tag)
-    response.last_modified = modified
-    response.headers["Cache-Control"] = f"public, max-age={seconds}, stale-while-revalidate={seconds * 10}"
+    response.last_modified = engine.published
+    response.headers["Cache-Control"] = cache_control
     return response
 
 

@@ -8,11 +8,12 @@ client processes with keep-alive connections.
 
 from __future__ import annotations
 
-import http.client
+import gzip
 import json
 import multiprocessing
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -36,7 +37,7 @@ from search.embeddings import Embedder
 
 from .search_service import service
 
-KINDS = ("article", "search_api", "search_page")
+KINDS = ("article", "article_conditional", "search_api", "search_page")
 
 
 def prepare(root: Path, n: int, seed_dir: Path, embedder: Embedder | None,
@@ -52,38 +53,70 @@ def prepare(root: Path, n: int, seed_dir: Path, embedder: Embedder | None,
     return articles, index, slugs, json.loads(meta.read_text())["queries"]
 
 
-def _client(base: tuple[str, int], paths: list[str], seconds: float, threads: int, seed: int,
-            out: Any) -> None:
-    """Drive requests from ``threads`` keep-alive connections for ``seconds``; put (latencies, errors) on out."""
+def _request(path: str, etag: str | None) -> bytes:
+    extra = f"If-None-Match: {etag}\r\n" if etag else ""
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n{extra}\r\n".encode()
+
+
+def _exchange(sock: socket.socket, request: bytes, pending: bytearray) -> int:
+    """Send one request on a kept-alive socket and read its whole response; return its status."""
+    sock.sendall(request)
+    while b"\r\n\r\n" not in pending:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        pending += chunk
+    head, _, rest = bytes(pending).partition(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    body = bytearray(rest)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        body += chunk
+    pending[:] = body[length:]
+    return status
+
+
+def _client(base: tuple[str, int], paths: list[str], etags: dict[str, str], seconds: float, threads: int,
+            seed: int, out: Any) -> None:
+    """Drive requests from ``threads`` keep-alive connections for ``seconds``; put (latencies, errors) on out.
+
+    A small HTTP/1.1 client on a raw socket (http.client costs more CPU than the server it measures). With
+    ``etags`` each request is conditional (If-None-Match), as a browser or CDN revalidating its copy.
+    """
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
+    requests = {p: _request(p, etags.get(p)) for p in paths}
 
     def run(n: int) -> None:
         rng = random.Random(seed * 1000 + n)
-        conn = http.client.HTTPConnection(*base, timeout=30)
-        cookie = ""
+        sock = socket.create_connection(base, timeout=30)
+        pending = bytearray()
         mine: list[float] = []
         bad = 0
         while time.monotonic() < deadline:
-            path = rng.choice(paths)
+            request = requests[rng.choice(paths)]
             started = time.perf_counter()
             try:
-                conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
-                response = conn.getresponse()
-                response.read()
-                if response.status >= 400:
+                status = _exchange(sock, request, pending)
+                if status >= 400:
                     bad += 1
                     continue
-                set_cookie = response.getheader("Set-Cookie")
-                if set_cookie:
-                    cookie = set_cookie.split(";", 1)[0]
                 mine.append((time.perf_counter() - started) * 1000)
-            except (OSError, http.client.HTTPException):
+            except (OSError, ValueError):
                 bad += 1
-                conn.close()
-                conn = http.client.HTTPConnection(*base, timeout=30)
+                sock.close()
+                sock = socket.create_connection(base, timeout=30)
+                pending.clear()
+        sock.close()
         with lock:
             latencies.extend(mine)
             errors[0] += bad
@@ -96,12 +129,14 @@ def _client(base: tuple[str, int], paths: list[str], seconds: float, threads: in
     out.put((latencies, errors[0]))
 
 
-def drive(port: int, paths: list[str], seconds: float, clients: int) -> dict[str, Any]:
+def drive(port: int, paths: list[str], seconds: float, clients: int,
+          etags: dict[str, str] | None = None) -> dict[str, Any]:
     """Load the server with ``clients`` concurrent connections (in two processes); return rps and latency."""
     spawn = multiprocessing.get_context("spawn")
     out = spawn.Queue()
     processes = 2
-    procs = [spawn.Process(target=_client, args=(("127.0.0.1", port), paths, seconds, clients // processes, n, out))
+    procs = [spawn.Process(target=_client, args=(("127.0.0.1", port), paths, etags or {}, seconds,
+                                                 clients // processes, n, out))
              for n in range(processes)]
     for p in procs:
         p.start()
@@ -116,6 +151,28 @@ def drive(port: int, paths: list[str], seconds: float, clients: int) -> dict[str
     cuts = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0.0] * 99
     return {"rps": round(len(latencies) / seconds, 1), "p50": round(cuts[49], 2), "p95": round(cuts[94], 2),
             "p99": round(cuts[98], 2), "errors": errors}
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+def _etag(port: int, path: str) -> str | None:
+    return _get(port, path)[1].get("ETag")
+
+
+ASSET = re.compile(rb'<(?:link rel="stylesheet"|script) (?:href|src)="(/[^"]+)"')
+
+
+def page_weight(port: int, pages: dict[str, str]) -> dict[str, float]:
+    """Return what each page costs a first visit: its HTML, stylesheets and scripts, gzipped, in kB."""
+    weights = {}
+    for name, path in pages.items():
+        _, _, html = _get(port, path)
+        parts = [html] + [_get(port, asset.decode())[2] for asset in ASSET.findall(html)]
+        weights[name] = round(sum(len(gzip.compress(part, 6)) for part in parts) / 1000, 1)
+    return weights
 
 
 def free_port() -> int:
@@ -180,9 +237,15 @@ def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None
         }
         figures: dict[str, Any] = {"articles": n, "workers": workers, "cpu": cpu_info(),
                                    "embedder": embedder.name if embedder is not None else None}
+        paths["article_conditional"] = paths["article"]
         for kind in KINDS:
-            drive(port, paths[kind][:50], 2, clients)  # warm up
-            figures[kind] = drive(port, paths[kind], seconds, clients)
+            # Revalidations carry the tag each page had: asked after the plain run, which renders them itself.
+            tags = {p: tag for p in paths[kind] if (tag := _etag(port, p))} if kind == "article_conditional" \
+                else None
+            drive(port, paths[kind][:50], 2, clients, tags)  # warm up
+            figures[kind] = drive(port, paths[kind], seconds, clients, tags)
+        figures["page_weight_kb"] = page_weight(port, {"home": "/", "article": paths["article"][0],
+                                                       "search": paths["search_page"][0]})
         memory = memory_mb(server.pid)
         figures.update(server_rss_mb=memory["rss"], server_pss_mb=memory["pss"],
                        worker_private_mb=memory["private"])
@@ -238,9 +301,11 @@ def bench_command(n_articles: int, queries: int, seed_articles: Path | None, as_
         click.echo(f"{figures['articles']} articles, {workers} worker{'s' * (workers != 1)} x {threads} threads, "
                    f"{clients} clients; server RSS {figures['server_rss_mb']} MB, PSS {figures['server_pss_mb']} MB "
                    f"(shared pages counted once), largest worker's own memory {figures['worker_private_mb']} MB")
+        click.echo("  page weight (HTML + CSS + JS, gzipped): " + ", ".join(
+            f"{name} {kb} kB" for name, kb in figures["page_weight_kb"].items()))
         for kind in KINDS:
             f = figures[kind]
-            click.echo(f"  {kind:<12} {f['rps']:>8} req/s  p50 {f['p50']} ms  p95 {f['p95']} ms  "
+            click.echo(f"  {kind:<19} {f['rps']:>8} req/s  p50 {f['p50']} ms  p95 {f['p95']} ms  "
                        f"p99 {f['p99']} ms  errors {f['errors']}")
         return
     click.echo(f"{figures['articles']} articles: cold build {figures['build_seconds']} s, update after one "

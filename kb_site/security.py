@@ -97,13 +97,7 @@ def init_app(app: Flask) -> Limiter:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     CSRFProtect(app)
 
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        return response
+    app.after_request(secure_headers)
 
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # A rate-limit store that is down (Redis restarting) must not turn searches and votes into 500s: each
@@ -113,6 +107,15 @@ def init_app(app: Flask) -> Limiter:
                       on_breach=_breached)
     app.extensions["kb_limiter"] = limiter  # Flask-Limiter keeps only weak references to itself
     return limiter
+
+
+def secure_headers(response: Response) -> Response:
+    """Add the strict headers every response carries (unless its view set its own)."""
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    return response
 
 
 def _breached(_limit: RequestLimit) -> None:

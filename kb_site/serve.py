@@ -215,9 +215,13 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from a2wsgi import WSGIMiddleware
 
+        from .caching import FastPages
+
         # a2wsgi types the WSGI environ as a TypedDict, Flask as a plain dict: the same object at run time.
-        return WSGIMiddleware(self.application,  # type: ignore[arg-type]
-                              workers=int(self.application.config["SERVE_THREADS"]))
+        threads = WSGIMiddleware(self.application,  # type: ignore[arg-type]
+                                 workers=int(self.application.config["SERVE_THREADS"]))
+        # Fresh public pages this worker already rendered are answered in the event loop (kb_site.caching).
+        return FastPages(threads, self.application)
 
 
 def post_fork(_server: Any, worker: Any) -> None:

@@ -17,9 +17,6 @@ from search import Article, Library
 from . import db
 from .models import Event, Vote
 
-CACHE_SECONDS = 60.0
-
-
 @dataclass(frozen=True)
 class VoteTally:
     """Votes on one article."""
@@ -58,13 +55,14 @@ def views(days: int = 30) -> dict[str, int]:
 
 
 def _cached(key: str, compute: Any) -> Any:
-    """Return a figure computed at most once a minute a process: the home page is the busiest page.
+    """Return a figure computed at most once every KB_PAGE_CACHE_SECONDS (a minute) a process: the home page
+    is the busiest page, and public pages may be that old anyway.
 
     With the database unreachable the last figure (or nothing) is used: pages still render.
     """
     cache = current_app.extensions.setdefault("kb_stats", {})
     hit = cache.get(key)
-    if hit is None or time.monotonic() - hit[0] > CACHE_SECONDS or current_app.testing:
+    if hit is None or time.monotonic() - hit[0] > current_app.config["PAGE_CACHE_SECONDS"] or current_app.testing:
         try:
             hit = cache[key] = (time.monotonic(), compute())
         except SQLAlchemyError as exc:

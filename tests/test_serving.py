@@ -171,14 +171,40 @@ def test_every_visitor_gets_a_session_and_can_send_a_form(served):
     tokens = set()
     for _ in range(3):
         with requests.Session() as visitor:
-            page = visitor.get(f"{base}/articles/return-policy", timeout=10)
-            assert "session" in visitor.cookies, page.headers
-            token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+            state = visitor.get(f"{base}/visitor.json?article=return-policy", timeout=10)
+            assert "session" in visitor.cookies, state.headers
+            token = state.json()["csrf_token"]
             vote = visitor.post(f"{base}/articles/return-policy/feedback", data={"helpful": "yes"}, timeout=10,
                                 headers={"X-CSRFToken": token, "Accept": "application/json"})
             assert vote.status_code == 200, vote.text
             tokens.add(token)
     assert len(tokens) == 3
+
+
+def test_the_server_answers_fresh_public_pages_from_its_cache(tmp_path, corpus):
+    """Under `kb serve` a page it rendered is answered again without Flask, byte for byte with every header,
+    304 to a current copy; a vote shows once the cached copy is older than KB_PAGE_CACHE_SECONDS."""
+    with serving(tmp_path, corpus, KB_PAGE_CACHE_SECONDS="1") as base:
+        first = requests.get(f"{base}/articles/return-policy", timeout=10)
+        again = requests.get(f"{base}/articles/return-policy", timeout=10)
+        assert again.content == first.content and again.headers["ETag"] == first.headers["ETag"]
+        for name in ("Content-Security-Policy", "X-Content-Type-Options", "Cache-Control", "Last-Modified"):
+            assert again.headers[name] == first.headers[name]
+        tag = first.headers["ETag"]
+        for condition in (tag, f'W/{tag}', f'"other", {tag}'):
+            fresh = requests.get(f"{base}/articles/return-policy", headers={"If-None-Match": condition}, timeout=10)
+            assert fresh.status_code == 304 and fresh.content == b"" and fresh.headers["ETag"] == tag
+        assert requests.get(f"{base}/articles/return-policy", headers={"If-None-Match": '"other"'},
+                            timeout=10).status_code == 200
+        with requests.Session() as visitor:
+            token = visitor.get(f"{base}/visitor.json", timeout=10).json()["csrf_token"]
+            visitor.post(f"{base}/articles/return-policy/feedback", data={"helpful": "yes"}, timeout=10,
+                         headers={"X-CSRFToken": token, "Accept": "application/json"}).raise_for_status()
+        counted = wait_for(lambda: "1 of 1 found this helpful" in requests.get(
+            f"{base}/articles/return-policy", timeout=10).text, timeout=15)
+        assert counted
+        changed = requests.get(f"{base}/articles/return-policy", headers={"If-None-Match": tag}, timeout=10)
+        assert changed.status_code == 200 and changed.headers["ETag"] != tag
 
 
 @pytest.mark.model
