@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,7 +50,18 @@ class Page:
         return max(1, round(len(self.article.body.split()) / 200))
 
 
+_converters = threading.local()
+
+
 def _converter() -> markdown.Markdown:
+    """Return this thread's Markdown converter, reset (building one costs as much as converting a page)."""
+    made = getattr(_converters, "md", None)
+    if made is None:
+        made = _converters.md = _new_converter()
+    return made.reset()
+
+
+def _new_converter() -> markdown.Markdown:
     return markdown.Markdown(extensions=[
         "tables", "fenced_code", "sane_lists", "def_list", "abbr",
         TocExtension(slugify=slugify_unicode, permalink="#", permalink_class="anchor",
