@@ -86,7 +86,8 @@ class Brand:
         white, black = (255, 255, 255), (0, 0, 0)
         light_link = readable(self.colour, LIGHT_SOFT, black)
         dark_link = readable(readable(self.colour, DARK_SOFT, white, 4.8), DARK_BACKGROUND, white, 4.8)
-        return (f":root {{ --brand: {hex_colour(self.colour)}; --brand-dark: {hex_colour(mix(self.colour, black, .25))};"
+        dark = hex_colour(mix(self.colour, black, .25))
+        return (f":root {{ --brand: {hex_colour(self.colour)}; --brand-dark: {dark};"
                 f" --brand-soft: {hex_colour(mix(self.colour, white, .9))}; --link: {hex_colour(light_link)}; }}\n"
                 f"@media (prefers-color-scheme: dark) {{ :root {{ --link: {hex_colour(dark_link)};"
                 f" --brand-soft: {hex_colour(mix(self.colour, DARK_BACKGROUND, .8))}; }} }}\n")

@@ -17,6 +17,7 @@ from search import Article, Library
 from . import db
 from .models import Event, Vote
 
+
 @dataclass(frozen=True)
 class VoteTally:
     """Votes on one article."""

@@ -190,6 +190,18 @@ def csrf_token(client, path: str = "/") -> str:
     return client.get("/visitor.json").get_json()["csrf_token"]
 
 
+def read_article(client, slug: str, referrer: str | None = None, **kwargs):
+    """Open an article as a browser does: the page (the same for everybody), then the call its script makes,
+    which records the view (and the click, from a results page) and hands over the visitor's token and vote.
+    Return the page response; ``kwargs`` go to both requests (``environ_base=``, say)."""
+    headers = {"Referer": referrer} if referrer else {}
+    page = client.get(f"/articles/{slug}", headers=headers, **kwargs)
+    assert page.status_code == 200, page.status_code
+    query = {"article": slug, **({"referrer": referrer} if referrer else {})}
+    client.get("/visitor.json", query_string=query, **kwargs)
+    return page
+
+
 def wait_for(check, timeout: float = 10.0, step: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:

@@ -86,8 +86,9 @@ def submit(base: str, n: int) -> str | None:
 def vote(base: str, n: int) -> int:
     """Vote on an article as a new visitor; return the vote's id once the server acknowledged it."""
     client = requests.Session()
-    page = client.get(f"{base}/articles/return-policy", timeout=10).text
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    client.get(f"{base}/articles/return-policy", timeout=10).raise_for_status()
+    # The article page is the same for everybody; its script asks for the visitor's token, as here.
+    token = client.get(f"{base}/visitor.json", params={"article": "return-policy"}, timeout=10).json()["csrf_token"]
     response = client.post(f"{base}/articles/return-policy/feedback", timeout=10,
                            data={"helpful": "no" if n % 3 else "yes", "reason": "unclear" if n % 3 else ""},
                            headers={"X-CSRFToken": token, "Accept": "application/json"})
@@ -130,8 +131,10 @@ def run(database: str, tickets: int, clients: int, votes: int = 0) -> dict[str, 
 
         in_flight = [0, 0]
 
+        stop_by = time.monotonic() + 600  # a bounded run, whatever goes wrong
+
         def client() -> None:
-            while True:
+            while time.monotonic() < stop_by:
                 with lock:
                     want_ticket = len(acknowledged) + in_flight[0] < tickets
                     want_vote = len(voted) + in_flight[1] < votes
@@ -147,7 +150,7 @@ def run(database: str, tickets: int, clients: int, votes: int = 0) -> dict[str, 
                     continue
                 try:
                     done = submit(base, next(next_number)) if kind == 0 else vote(base, next(next_number))
-                except (requests.RequestException, RuntimeError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure is counted; a dead thread would hang the run
                     failures[exc.__class__.__name__] += 1
                     done = None
                 with lock:
@@ -157,18 +160,25 @@ def run(database: str, tickets: int, clients: int, votes: int = 0) -> dict[str, 
                 if done is None:
                     time.sleep(0.2)  # the server is down: a customer tries again
 
-        threads = [threading.Thread(target=client) for _ in range(clients)]
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
         started = time.monotonic()
         for t in threads:
             t.start()
         kill_at = random.uniform(0.2, 0.7) * (tickets + votes)
+        give_up = time.monotonic() + 300
         while len(acknowledged) + len(voted) < kill_at:
+            if time.monotonic() > give_up:
+                server.stop()
+                raise RuntimeError(f"only {len(acknowledged) + len(voted)} writes acknowledged in 300 s: {failures}")
             time.sleep(0.01)
         server.kill()
         killed_after = len(acknowledged) + len(voted)
         server.start()
         for t in threads:
-            t.join()
+            t.join(max(0.0, stop_by - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            server.stop()
+            raise RuntimeError(f"clients still busy after 600 s: {failures}")
         engine = sa.create_engine(url)
         deadline = time.monotonic() + 120
         with engine.connect() as c:

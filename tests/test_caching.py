@@ -120,7 +120,8 @@ def test_the_brand_comes_from_settings(tmp_path, corpus, fake_embedder):
                     FOOTER_LINKS='{"Privacy": "https://shop.example.com/privacy", "Terms": "/terms"}')
     client = app.test_client()
     html = client.get("/articles/return-policy").get_data(as_text=True)
-    assert '<a class="shop-link" href="https://shop.example.com"><span aria-hidden="true">←</span> Back to Pine &amp; Peak</a>' in html
+    assert ('<a class="shop-link" href="https://shop.example.com"><span aria-hidden="true">←</span> '
+            'Back to Pine &amp; Peak</a>') in html
     assert '<a href="https://shop.example.com/privacy">Privacy</a>' in html and '<a href="/terms">Terms</a>' in html
     logo = re.search(r'<img class="brand-logo" src="(/brand/logo\.[0-9a-f]{12}\.png)" alt=""', html).group(1)
     with client.get(logo) as served:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import threading
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from kb_site.search_service import service
 from kb_site.serve import watch
 from search import build_index
 from search.learned import pairs_of, part_of, read_learned
-from tests.conftest import CORPUS, csrf_token, make_site, wait_for
+from tests.conftest import CORPUS, csrf_token, make_site, read_article, wait_for
 from tests.test_staff import signed_in
 
 QUERY = "parcel gone walkabout"  # "walkabout" is in no article: only a learned question can match it
@@ -52,9 +51,9 @@ def journey(app, query: str = QUERY, slug: str = SLUG, *, address: str, vote: st
     client = client or app.test_client()
     env = {"REMOTE_ADDR": address}
     assert client.get("/search", query_string={"q": query}, environ_base=env).status_code == 200
-    page = client.get(f"/articles/{slug}", headers={"Referer": "http://localhost/search?q=x"}, environ_base=env)
+    read_article(client, slug, "http://localhost/search?q=x", environ_base=env)
     if vote:
-        token = re.search(r'name="csrf-token" content="([^"]+)"', page.get_data(as_text=True)).group(1)
+        token = client.get("/visitor.json", environ_base=env).get_json()["csrf_token"]
         response = client.post(f"/articles/{slug}/feedback", data={"helpful": vote, "csrf_token": token},
                                environ_base=env)
         assert response.status_code == 303
