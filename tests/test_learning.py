@@ -206,7 +206,7 @@ def test_every_event_carries_the_address_hash_and_the_staff_flag(app):
     editor.post("/staff/logout", data={"csrf_token": csrf_token(editor, "/staff/links")})
     for client in (app.test_client(), editor):
         client.get("/search?q=tent", environ_base={"REMOTE_ADDR": "203.0.113.7"})  # written at once
-        client.get("/articles/return-policy", environ_base={"REMOTE_ADDR": "203.0.113.7"})  # batched
+        read_article(client, "return-policy", environ_base={"REMOTE_ADDR": "203.0.113.7"})  # batched
     with app.app_context():
         visitors.buffer().flush()
         with database().sessions() as s:

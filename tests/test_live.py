@@ -77,7 +77,7 @@ def test_category_and_related_edits_publish_without_search_changes(app, corpus, 
     """Front-matter that search ignores (related, categories) still reaches the pages."""
     (corpus / "returns" / "_category.yml").write_text("title: Returns and refunds\ndescription: Send it back.\n")
     build_index(corpus, Path(app.instance_path) / "index", fake_embedder)
-    assert "<h1>Returns and refunds</h1>" in app.test_client().get("/categories/returns").get_data(as_text=True)
+    assert "</span> Returns and refunds</h1>" in app.test_client().get("/categories/returns").get_data(as_text=True)
 
 
 def test_kb_serve_runs_migrates_indexes_and_reloads(served, corpus):
