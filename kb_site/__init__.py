@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     config.coerce(app.config)
+    config.support_settings(app.config)
     app.config["INSTANCE_DIR"] = app.instance_path
     db.init_app(app)
     search_service.init_app(app)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
 
 from search import fusion
 from search.embeddings import PRECISIONS
@@ -189,10 +194,14 @@ SETTINGS: tuple[Setting, ...] = (
             "count). Offices and mobile networks share addresses: raise it if many customers do."),
     Setting("RATELIMIT_TICKETS_EMAIL", "5 per hour",
             "Tickets accepted for one email address, whatever the client address."),
-    Setting("SUPPORT_EMAIL", "", "Support's email address, offered when the contact form's limit is reached."),
-    Setting("SUPPORT_PHONE", "", "Support's phone number, offered likewise (shown as written, dialled as digits)."),
+    Setting("SUPPORT_EMAIL", "",
+            "Support's email address, shown under \"Other ways to reach us\" on the contact page and offered when "
+            "the contact form's limit is reached; it must look like an address (`help@shop.example`)."),
+    Setting("SUPPORT_PHONE", "",
+            "Support's phone number, shown likewise as written and dialled as its digits (a leading + kept); 6 to "
+            "15 digits, written with digits, spaces and + - ( ) . only."),
     Setting("SUPPORT_HOURS", "", "When support answers (for example `Monday to Friday, 9am to 5pm UK time`)."),
-    Setting("SUPPORT_CHAT_URL", "", "Address of a live chat, offered likewise."),
+    Setting("SUPPORT_CHAT_URL", "", "Address of a live chat (http or https), shown likewise."),
     Setting("RETENTION_DAYS", 365,
             "Events (searches, views, clicks, votes' history) older than this are deleted by `kb purge` and "
             "daily by the delivery worker. Votes and tickets are kept."),
@@ -273,3 +282,112 @@ def search_config(config: Mapping[str, Any]) -> SearchConfig:
         answer_confidence=config["ANSWER_CONFIDENCE"],
         answer_lead=config["ANSWER_LEAD"],
     )
+
+
+# The bundled sample shop's other ways to reach support, so its contact page shows them out of the box. All
+# fictional: a reserved domain (.example) and a London number from Ofcom's range for drama (020 7946 0000-0999).
+SAMPLE_SUPPORT = {
+    "SUPPORT_EMAIL": "help@northwind.example",
+    "SUPPORT_PHONE": "+44 20 7946 0000",
+    "SUPPORT_HOURS": "Monday to Friday, 9am to 5pm UK time",
+    "SUPPORT_CHAT_URL": "https://chat.northwind.example/",
+}
+BUNDLED_ARTICLES = Path(__file__).resolve().parent.parent / "articles"
+PHONE_CHARACTERS = re.compile(r"[0-9 +\-().]+")
+TRUNK_PREFIX = re.compile(r"\(\s*0\s*\)")  # "+44 (0)20 ...": the 0 is dialled only from inside the country
+
+
+def dialled(phone: str) -> str:
+    """Return a phone number as a ``tel:`` link dials it: its digits, after a + when it is written with one
+    (``+44 (0)20 7946 0000`` → ``+442079460000``)."""
+    written = phone.strip()
+    international = written.startswith("+")
+    if international:
+        written = TRUNK_PREFIX.sub("", written)
+    digits = "".join(c for c in written if c in "0123456789")
+    return f"+{digits}" if international and digits else digits
+
+
+def is_bundled_sample(config: Mapping[str, Any]) -> bool:
+    """Return whether the site shows the bundled sample shop: the packaged articles under the sample's name.
+
+    The folder alone is not enough: a shop may replace the articles of a checkout in place, and it then names
+    itself (``KB_SHOP_NAME``); it must never be given the sample's phone number.
+    """
+    folder = Path(config["ARTICLES_DIR"]).resolve()  # as the search service reads it: relative to the start folder
+    return folder == BUNDLED_ARTICLES and config["SHOP_NAME"].strip() == defaults()["SHOP_NAME"]
+
+
+def _check_phone(phone: str) -> None:
+    if not PHONE_CHARACTERS.fullmatch(phone):
+        raise ConfigError(f"KB_SUPPORT_PHONE may hold only digits, spaces and + - ( ) . (as in +44 20 7946 0000), "
+                          f"not {phone!r}")
+    if "+" in phone[1:]:
+        raise ConfigError(f"KB_SUPPORT_PHONE may have a + only at its start (before the country code), not {phone!r}")
+    digits = len(dialled(phone).lstrip("+"))
+    if not 6 <= digits <= 15:
+        raise ConfigError(f"KB_SUPPORT_PHONE must have 6 to 15 digits (an international number has at most 15), "
+                          f"not {digits} in {phone!r}")
+
+
+def _check_chat_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # an unclosed [IPv6] address, a port that is not a number
+        host = None
+    else:
+        if parts.scheme not in ("http", "https"):
+            host = None
+    if not host or any(c.isspace() or not c.isprintable() for c in url):
+        raise ConfigError(f"KB_SUPPORT_CHAT_URL must be an http or https address with a host, like "
+                          f"https://chat.shop.example, not {url!r}")
+
+
+def _check_email(email: str) -> None:
+    try:
+        validate_email(email, check_deliverability=False)  # start-up never waits on DNS
+    except EmailNotValidError as exc:
+        raise ConfigError(f"KB_SUPPORT_EMAIL must be an email address like help@shop.example, not {email!r} "
+                          f"({exc})") from None
+
+
+def support_settings(config: MutableMapping[str, Any]) -> None:
+    """Give the bundled sample shop its sample ways to reach support (only when none is set), then check each
+    one that is set: a malformed one stops the start with what it should look like."""
+    for name in SAMPLE_SUPPORT:
+        config[name] = config[name].strip()
+    if is_bundled_sample(config) and not any(config[name] for name in SAMPLE_SUPPORT):
+        config.update(SAMPLE_SUPPORT)
+    checks = {"SUPPORT_EMAIL": _check_email, "SUPPORT_PHONE": _check_phone, "SUPPORT_CHAT_URL": _check_chat_url}
+    for name, check in checks.items():
+        if config[name]:
+            check(config[name])
+
+
+@dataclass(frozen=True)
+class Support:
+    """The other ways to reach support that are set (empty text: not set), for the contact pages."""
+
+    email: str = ""
+    phone: str = ""
+    hours: str = ""
+    chat_url: str = ""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Support:
+        return cls(email=config["SUPPORT_EMAIL"].strip(), phone=config["SUPPORT_PHONE"].strip(),
+                   hours=config["SUPPORT_HOURS"].strip(), chat_url=config["SUPPORT_CHAT_URL"].strip())
+
+    @property
+    def tel(self) -> str:
+        """The number as a ``tel:`` link dials it."""
+        return dialled(self.phone)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether there is a way to reach support besides the form (hours alone are none)."""
+        return bool(self.email or self.phone or self.chat_url)
+
+    def __bool__(self) -> bool:
+        return self.reachable or bool(self.hours)

@@ -20,9 +20,11 @@ class KBError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, **extra: object):
+        """``extra``: what else the page shows (and the JSON answer carries), such as a 404's suggestions."""
         super().__init__(message)
         self.message = message
+        self.extra = extra
 
 
 class NotFound(KBError):
@@ -84,7 +86,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(KBError)
     def _kb_error(exc: KBError) -> Response:
-        return error_response(exc.status, exc.message, exc.title)
+        return error_response(exc.status, exc.message, exc.title, **exc.extra)
 
     def _search_error(exc: Exception) -> Response:
         kind = next(k for k in type(exc).__mro__ if k in SEARCH_ERRORS)

@@ -1,4 +1,4 @@
-"""Category icons in pages: templates call ``category_icon(category)`` for the icon as inline SVG."""
+"""Icons in pages: templates call ``category_icon(category)`` or ``icon(name)`` for the icon as inline SVG."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def category_icon(category: Category | None) -> Markup:
     return Markup(icons.inline_icon(category.icon, category.icon_svg))
 
 
+def icon(name: str) -> Markup:
+    """Return a built-in icon (``icon('phone')``) as inline SVG, hidden from screen readers, drawn in the text
+    colour; an unknown name is an error in the template, not a missing picture."""
+    return Markup(icons.builtin_svg(name))
+
+
 def init_app(app: Flask) -> None:
-    """Make ``category_icon`` available to every template."""
+    """Make ``category_icon`` and ``icon`` available to every template."""
     app.jinja_env.globals["category_icon"] = category_icon
+    app.jinja_env.globals["icon"] = icon

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .articles import Article
 from .broken import BrokenFile
 from .folder import Category
+from .near import NearNames
 
 
 def display_order(article: Article) -> tuple[bool, int, str]:
@@ -68,3 +70,12 @@ class Library:
             return slug
         target = self.redirects.get(slug)
         return target if target in self.articles else None
+
+    @cached_property
+    def _names(self) -> NearNames:
+        return NearNames((a.slug, (a.slug, a.title, *a.aliases)) for a in self.articles.values())
+
+    def near(self, slug: str, limit: int = 3) -> list[Article]:
+        """Return up to ``limit`` articles a slug that names none probably meant (mistyped, or with words
+        added), best first; none when no article's slug, title or alias is close."""
+        return [self.articles[found] for found in self._names.nearest(slug, limit)]

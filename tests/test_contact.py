@@ -386,6 +386,7 @@ def test_the_limit_page_offers_the_other_ways_and_never_leads_back_into_the_bloc
     assert 'href="mailto:help@northwind.example"' in html and 'href="tel:+442079460000"' in html
     assert "+44 20 7946 0000" in html and "Monday to Friday, 9am to 5pm UK time" in html
     assert "chat" not in html.lower()
+    assert "support-aside" not in html  # the notice lists them: the aside beside the form would repeat it
     assert not re.search(r'href="[^"]*/contact', html), re.findall(r'href="[^"]*/contact[^"]*"', html)
     app.config.update(SUPPORT_EMAIL="", SUPPORT_PHONE="", SUPPORT_HOURS="", SUPPORT_CHAT_URL="https://chat.example")
     html = send(client).get_data(as_text=True)
@@ -434,3 +435,71 @@ def test_a_form_rendered_before_nonces_still_sends_once(contact_site):
     assert client.post("/contact", data={**stale, "rendered": fresh}).status_code == 303
     first, second = tickets(contact_site)
     assert first.form_nonce is None and second.form_nonce and second.form_nonce != "None"
+
+
+def aside(html: str) -> str:
+    """Return the contact page's "Other ways to reach us" aside, without its line-break hints, or ''."""
+    found = re.search(r'<aside class="support-aside".*?</aside>', html, re.S)
+    return found.group(0).replace("<wbr>", "") if found else ""
+
+
+def test_the_contact_page_offers_the_other_ways_to_reach_support(tmp_path, corpus, fake_embedder):
+    """Phone (shown as written, dialled as its digits), live chat, email and hours, beside the form."""
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, corpus, fake_embedder, SUPPORT_EMAIL="care@shop.example",
+                    SUPPORT_PHONE="+44 (0)20 7946 0123", SUPPORT_HOURS="Every day, 8am to 8pm",
+                    SUPPORT_CHAT_URL="https://chat.shop.example/start")
+    html = app.test_client().get("/contact").get_data(as_text=True)
+    shown = aside(html)
+    assert "Other ways to reach us" in shown
+    assert '<a class="support-value" href="tel:+442079460123">+44 (0)20 7946 0123</a>' in shown
+    assert 'href="mailto:care@shop.example">care@shop.example</a>' in shown
+    assert 'href="https://chat.shop.example/start">Chat with us</a>' in shown
+    assert "Every day, 8am to 8pm" in shown
+    assert html.index("</form>") < html.index('<aside class="support-aside"')  # after the form: below it on a phone
+
+
+def test_only_the_ways_set_are_offered_and_none_set_shows_nothing(app):
+    """A way not set has no row; hours alone are said without "Other ways"; none set: no aside, no empty heading."""
+    client = app.test_client()
+    html = client.get("/contact").get_data(as_text=True)
+    assert aside(html) == "" and "Other ways to reach us" not in html and "tel:" not in html
+    app.config.update(SUPPORT_HOURS="Weekdays, 9 to 5")
+    shown = aside(client.get("/contact").get_data(as_text=True))
+    assert "Weekdays, 9 to 5" in shown and "Other ways" not in shown and "When we’re available" in shown
+    app.config.update(SUPPORT_HOURS="", SUPPORT_PHONE="0800 123 4567")
+    shown = aside(client.get("/contact").get_data(as_text=True))
+    assert 'href="tel:08001234567">0800 123 4567</a>' in shown
+    assert "mailto:" not in shown and "Chat with us" not in shown and "Opening hours" not in shown
+
+
+def test_the_bundled_sample_contact_page_shows_its_sample_ways(tmp_path, fake_embedder):
+    """Out of the box (the packaged articles), the sample shop's contact page shows its fictional ways to reach it."""
+    from pathlib import Path
+
+    from kb_site.config import SAMPLE_SUPPORT
+    from tests.conftest import make_site
+
+    app = make_site(tmp_path, Path(__file__).parent.parent / "articles", fake_embedder)
+    shown = aside(app.test_client().get("/contact").get_data(as_text=True))
+    assert f'href="tel:+442079460000">{SAMPLE_SUPPORT["SUPPORT_PHONE"]}</a>' in shown
+    assert f'href="mailto:{SAMPLE_SUPPORT["SUPPORT_EMAIL"]}"' in shown
+    assert SAMPLE_SUPPORT["SUPPORT_HOURS"] in shown and SAMPLE_SUPPORT["SUPPORT_CHAT_URL"] in shown
+
+
+def test_the_confirmation_repeats_the_address_we_reply_to(contact_site):
+    """The sent page says where the reply goes (the address typed, read back from the ticket), with the reference,
+    also for a repeat of the same form; a dropped bot gets no such promise."""
+    client = contact_site.test_client()
+    data = {**form_fields(client), **GOOD, "email": "sam.carter@example.com", "confirm": "1"}
+    for _ in range(2):  # the second is the same form again: its first ticket's confirmation
+        assert client.post("/contact", data=data).status_code == 303
+        page = client.get("/contact/sent").get_data(as_text=True).replace("<wbr>", "")
+        [ticket] = tickets(contact_site)
+        assert "We'll reply to <strong class=\"reply-address\">sam.carter@example.com</strong>" in page
+        assert ticket.reference in page
+    with client.session_transaction() as kept:  # read from the ticket, never kept in the session cookie
+        assert "sam.carter" not in json.dumps(dict(kept)) and kept["ticket"] == ticket.reference
+    bot = client.post("/contact", data={**form_fields(client), **GOOD, "website": "http://spam.example"})
+    assert bot.status_code == 200 and "reply to" not in bot.get_data(as_text=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, url_for
 
 from search import Library, SearchEngine
 
@@ -20,11 +20,16 @@ def library() -> Library:
     return engine().library
 
 
-def current_slug(slug: str, missing: str = "") -> str:
-    """Return the current slug of an article, alias or renamed slug, or answer 404."""
-    found = library().resolve(slug)
+def current_slug(slug: str, missing: str = "", suggest: bool = False) -> str:
+    """Return the current slug of an article, alias or renamed slug, or answer 404 (``suggest``: with the
+    articles the slug probably meant, which depend on the address alone: the page is the same for everybody)."""
+    lib = library()
+    found = lib.resolve(slug)
     if found is None:
-        raise NotFound(f"There is no article called '{slug}'{missing}. It may have been removed or renamed.")
+        extra = {"suggestions": [{"title": a.title, "url": url_for("help.article", slug=a.slug)}
+                                 for a in lib.near(slug)]} if suggest else {}
+        raise NotFound(f"There is no article called '{slug}'{missing}. It may have been removed or renamed.",
+                       **extra)
     return found
 
 

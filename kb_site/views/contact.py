@@ -18,9 +18,10 @@ from search import SearchResults
 from search.analysis import clean_query
 
 from .. import db, visitors
+from ..config import Support
 from ..models import Ticket
 from ..privacy import client_hash
-from ..tickets import FormAlreadySent, NewTicket, create_ticket, same_request, ticket_for_form, trail_of
+from ..tickets import FormAlreadySent, NewTicket, create_ticket, find, same_request, ticket_for_form, trail_of
 from ..tickets.allowance import Allowance, in_words
 from ..tickets.text import one_line_problem
 from . import current_slug, engine, library
@@ -133,8 +134,9 @@ def _suggestions(form: ContactForm, limit: int = 3) -> SearchResults | None:
 
 
 def _page(form: ContactForm, status: int = 200, **context: Any) -> tuple[str, int]:
-    """Return the contact form page (with what was typed) and its status."""
+    """Return the contact form page (with what was typed), the other ways to reach support, and its status."""
     context.setdefault("suggestions", [])
+    context.setdefault("support", Support.from_config(current_app.config))
     return render_template("contact.html", form=form, canonical=None, **context), status
 
 
@@ -166,18 +168,9 @@ def _allowance(form: ContactForm) -> tuple[Allowance | None, dict[str, str | Non
                                    email=config["RATELIMIT_TICKETS_EMAIL"]), keys
 
 
-def _support() -> dict[str, str]:
-    """Return the other ways to reach support that are set: email, phone (and its tel: digits), hours, chat."""
-    config = current_app.config
-    ways = {name: config[f"SUPPORT_{name.upper()}"].strip() for name in ("email", "phone", "hours", "chat_url")}
-    if ways["phone"]:
-        ways["tel"] = "".join(c for c in ways["phone"] if c.isdigit() or c == "+")
-    return {k: v for k, v in ways.items() if v}
-
-
 def _limited(form: ContactForm, wait: float) -> Response:
     """Show the form again with everything typed, the real wait, and the other ways to reach support."""
-    page, status = _page(form, 429, limited=in_words(wait), support=_support())
+    page, status = _page(form, 429, limited=in_words(wait))
     response = make_response(page, status)
     response.headers["Retry-After"] = str(math.ceil(wait))
     return response
@@ -254,12 +247,16 @@ def contact() -> Response | tuple[str, int]:
 
 @bp.get("/contact/sent")
 def sent() -> Response | str:
-    """Confirm the ticket with its reference and say what happens next."""
+    """Confirm the ticket with its reference and the address we'll reply to, and say what happens next."""
     reference = session.get("ticket")
     if not reference:
         return redirect(url_for("contact.contact"))  # type: ignore[return-value]
+    # The address is read from the ticket, not kept in the session: the cookie never carries it.
+    with db.database().session() as s:
+        found = find(s, reference)
+        email = found[0].email if found else None
     return render_template("contact_sent.html", reference=reference, repeat=session.get("ticket_repeat", False),
-                           canonical=None)
+                           email=email, canonical=None)
 
 
 @bp.get("/contact/open/<slug>")

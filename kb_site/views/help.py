@@ -53,7 +53,7 @@ def category(slug: str) -> Response:
 def article(slug: str) -> Response | str:
     """Show an article with its contents, feedback widget and related articles; old slugs redirect."""
     lib = library()
-    current = current_slug(slug)
+    current = current_slug(slug, suggest=True)
     if current != slug:
         target = url_for("help.article", slug=current)
         return redirect(target + (f"?{request.query_string.decode()}" if request.query_string else ""),  # type: ignore[return-value]
