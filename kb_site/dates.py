@@ -36,9 +36,10 @@ def _read(value: When) -> dt.datetime | dt.date | None:
         return None
 
 
-def day_label(day: dt.date) -> str:
-    """Return a day as a chart labels it: "Mon 30"."""
-    return f"{DAYS[day.weekday()]} {day.day}"
+def day_label(day: dt.date | str, *, month: bool = False) -> str:
+    """Return a day (or its ISO text) as a chart labels it: "Mon 30", or with its month "Mon 30 Nov"."""
+    day = dt.date.fromisoformat(day) if isinstance(day, str) else day
+    return f"{DAYS[day.weekday()]} {day.day}" + (f" {MONTHS[day.month - 1]}" if month else "")
 
 
 def human_text(value: dt.datetime | dt.date, now: dt.datetime | None = None) -> str:

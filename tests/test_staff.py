@@ -407,10 +407,42 @@ def test_dashboard_figures_match_the_seeded_history(any_db_site):
     assert {r["topic"]: r["tickets"] for r in tables["tickets_by_topic"]} == {"returns": 2, "orders": 1}
     day = (NOW - dt.timedelta(days=2)).date().isoformat()
     assert {r["day"]: r["searches"] for r in tables["searches_per_day"]}[day] == 7
-    assert len(tables["searches_per_day"]) == 8
+    assert len(tables["searches_per_day"]) == 7 and tables["searches_per_day"][-1]["day"] == NOW.date().isoformat()
     with any_db_site.test_request_context():
         older = dashboard_tables(90)[0]
     assert older.searches == 8 and older.visits == 10
+
+
+def test_a_chart_over_n_days_has_n_bars(any_db_site):
+    """7 days: 7 bars, one a UTC day, the last today, a zero bar for a day without searches, each day named like
+    "Mon 30"; the chart counts what the figures count. 30 and 90 days: 30 and 90 bars."""
+    today = dt.datetime.now(dt.UTC).date()
+    midnight = dt.datetime.combine(today, dt.time(), dt.UTC)
+    first = midnight - dt.timedelta(days=6)
+    searches = {first + dt.timedelta(minutes=1): 1,  # the first day's first minute: in
+                first - dt.timedelta(minutes=1): 5,  # the minute before: the eighth day back, out
+                midnight - dt.timedelta(days=3, hours=-2): 3,
+                midnight + dt.timedelta(seconds=1): 2}
+    with any_db_site.app_context(), database().session() as s:
+        for at, n in searches.items():
+            s.add_all(Event(visit=f"c{at:%j%H%M}{i}", visitor="p", kind="search", query="tent", results=1,
+                            created_at=at) for i in range(n))
+    editor = signed_in(any_db_site, "editor")
+    html = editor.get("/staff/?days=7").get_data(as_text=True)
+    chart = re.search(r'<svg class="chart".*?</svg>', html, re.S).group(0)
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', chart)]
+    assert len(heights) == 7
+    assert [h > 0 for h in heights] == [True, False, False, True, False, False, True]
+    days = [today - dt.timedelta(days=6 - i) for i in range(7)]
+    labels = re.findall(r'<text [^>]*text-anchor="middle"[^>]*>([^<]+)</text>', chart)
+    assert labels == [f"{d:%a} {d.day}" for d in days]  # "Mon 30", ending with today
+    assert f"<title>{days[-1]:%a} {days[-1].day} {days[-1]:%b}: 2</title>" in chart
+    assert "6 in total" in chart and "<dt>Searches</dt><dd>6</dd>" in html  # the chart and the figure agree
+    for days_back in (30, 90):
+        chart = re.search(r'<svg class="chart".*?</svg>', editor.get(f"/staff/?days={days_back}").get_data(
+            as_text=True), re.S).group(0)
+        assert chart.count("<rect ") == days_back and "11 in total" in chart
+        assert re.findall(r'text-anchor="middle"[^>]*>([^<]+)</text>', chart)[-1] == f"{today:%a} {today.day}"
 
 
 def test_revisions_and_stale_articles():

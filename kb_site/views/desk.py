@@ -7,6 +7,7 @@ Its blueprint keeps the name ``staff`` so endpoints and URLs stay as they were; 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from typing import Any
@@ -21,6 +22,7 @@ from search.learned import normalise
 
 from .. import db, learning
 from .. import tickets as ticketing
+from ..dates import day_label
 from ..models import Outbox, Ticket, aware
 from ..search_service import service
 from ..staff import (
@@ -145,7 +147,7 @@ def _days() -> int:
 def dashboard_tables(days: int) -> tuple[analytics.Overview, dict[str, list[analytics.Row]]]:
     """Compute every figure and table of the dashboard for the last ``days`` days."""
     with db.database().sessions() as s:
-        return analytics.dashboard(s, library().articles, days, dt.date.today())
+        return analytics.dashboard(s, library().articles, days, dt.datetime.now(dt.UTC).date())
 
 
 @bp.get("/")
@@ -158,7 +160,8 @@ def home() -> Response | str:
         return redirect(url_for("staff.tickets"))  # type: ignore[return-value]
     days = _days()
     overview, tables = dashboard_tables(days)
-    chart = bar_chart(tables["searches_per_day"], "day", "searches", title=f"Searches per day, last {days} days")
+    chart = bar_chart(tables["searches_per_day"], "day", "searches", title=f"Searches per day, last {days} days",
+                      label=day_label, tip=functools.partial(day_label, month=True))
     return render_template("staff/dashboard.html", days=days, periods=PERIODS, overview=overview, tables=tables,
                            titles=TABLES, chart=chart, article_errors=library().errors)
 
