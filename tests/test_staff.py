@@ -550,6 +550,27 @@ def test_ticket_queue_filters_status_and_history(any_db_site):
         assert len(s.scalars(select(TicketChange)).all()) == 2
 
 
+def test_the_ticket_page_says_where_the_ticket_came_from(app):
+    """An article by its current title (through a rename), a gone article said plainly, a search linked to its
+    results, any other page as plain text."""
+    agent = signed_in(app, "support")
+
+    def came_from(source: str) -> str:
+        page = agent.get(f"/staff/tickets/{ticket(app, source=source).reference}").get_data(as_text=True)
+        return re.search(r"<dt>Came from</dt><dd[^>]*>(.*?)</dd>", page, re.S).group(1)
+
+    assert came_from("article:return-policy") == 'the article <a href="/articles/return-policy">Return policy</a>'
+    renamed = came_from("article:order-tracking")  # an alias of track-your-order
+    assert renamed.startswith('the article <a href="/articles/track-your-order">Track your order</a>')
+    assert "then at /articles/order-tracking" in renamed
+    gone = came_from("article:a-tent-we-no-longer-sell")
+    assert "no longer on the site" in gone and "/articles/a-tent-we-no-longer-sell" in gone and "href" not in gone
+    assert came_from("search:tent & poles") == 'a search for <a href="/search?q=tent+%26+poles">“tent &amp; poles”</a>'
+    page = came_from("page:https://shop.example/basket?step=2")
+    assert "https://shop.example/basket?step=2" in page and "href" not in page  # a referrer is not ours to link
+    assert came_from("<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
+
+
 class Cells(HTMLParser):
     """The cells of a page's staff tables: each td's attributes and text."""
 

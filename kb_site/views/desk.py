@@ -39,6 +39,7 @@ from ..staff import (
 from ..staff.arguments import choice_arg, int_arg, safe_next, slug_arg
 from ..staff.charts import bar_chart
 from ..staff.downloads import attachment, csv_attachment
+from ..tickets.sources import came_from
 from . import absolute, engine, library
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -292,7 +293,8 @@ def ticket(reference: str) -> str:
     t, outbox = _ticket(reference)
     past = ticketing.history(db.session(), t, outbox)
     return render_template("staff/ticket.html", ticket=t, outbox=outbox, trail=json.loads(t.trail or "[]"),
-                           attempts=past.attempts, changes=past.changes, statuses=ticketing.STATUSES)
+                           came=came_from(t.source, library()), attempts=past.attempts, changes=past.changes,
+                           statuses=ticketing.STATUSES)
 
 
 @bp.post("/tickets/<reference>/status")
