@@ -447,7 +447,7 @@ def test_a_chart_over_n_days_has_n_bars(any_db_site):
     assert len(heights) == 7
     assert [h > 0 for h in heights] == [True, False, False, True, False, False, True]
     days = [today - dt.timedelta(days=6 - i) for i in range(7)]
-    labels = re.findall(r'<text [^>]*text-anchor="middle"[^>]*>([^<]+)</text>', chart)
+    labels = re.findall(r'<text class="day"[^>]*>([^<]+)</text>', chart)
     assert labels == [f"{d:%a} {d.day}" for d in days]  # "Mon 30", ending with today
     assert f"<title>{days[-1]:%a} {days[-1].day} {days[-1]:%b}: 2</title>" in chart
     assert "6 in total" in chart and "<dt>Searches</dt><dd>6</dd>" in html  # the chart and the figure agree
@@ -455,7 +455,7 @@ def test_a_chart_over_n_days_has_n_bars(any_db_site):
         chart = re.search(r'<svg class="chart".*?</svg>', editor.get(f"/staff/?days={days_back}").get_data(
             as_text=True), re.S).group(0)
         assert chart.count("<rect ") == days_back and "11 in total" in chart
-        assert re.findall(r'text-anchor="middle"[^>]*>([^<]+)</text>', chart)[-1] == f"{today:%a} {today.day}"
+        assert re.findall(r'<text class="day"[^>]*>([^<]+)</text>', chart)[-1] == f"{today:%a} {today.day}"
 
 
 def test_revisions_and_stale_articles():

@@ -18,7 +18,7 @@ def bar_chart(rows: list[dict[str, Any]], x: str, y: str, *, title: str, label: 
     """
     tip = tip or label
     top = max((int(r[y]) for r in rows), default=0) or 1
-    left, bottom, pad = 40, 24, 8
+    left, bottom, pad = 44, 30, 8  # room for the labels, which a phone's stylesheet draws larger
     plot_w, plot_h = width - left - pad, height - bottom - pad
     step = plot_w / max(len(rows), 1)
     bars = []
@@ -31,13 +31,17 @@ def bar_chart(rows: list[dict[str, Any]], x: str, y: str, *, title: str, label: 
     labels = []
     every = -(-len(rows) // LABELS)  # rounded up
     for i in range(len(rows) - 1, -1, -every):  # counted back from the last bar (today), which is always named
-        labels.append(f'<text x="{left + (i + .5) * step:.1f}" y="{height - 6}" font-size="11" '
-                      f'text-anchor="middle" fill="#55605a">{escape(label(rows[i][x]))}</text>')
-    axis = (f'<text x="{left - 6}" y="{pad + 10}" font-size="11" text-anchor="end" fill="#55605a">{top}</text>'
-            f'<text x="{left - 6}" y="{pad + plot_h}" font-size="11" text-anchor="end" fill="#55605a">0</text>'
+        # Under the middle of its bar; the last one, under a narrow bar, ends at the bar's edge (not past the chart's).
+        end = i == len(rows) - 1 and step < 80
+        labels.append(f'<text class="day" x="{left + (i + (1 if end else .5)) * step:.1f}" y="{height - 6}" '
+                      f'font-size="11" text-anchor="{"end" if end else "middle"}" fill="#55605a">'
+                      f'{escape(label(rows[i][x]))}</text>')
+    axis = (f'<text class="axis" x="{left - 6}" y="{pad + 10}" font-size="11" text-anchor="end" fill="#55605a">'
+            f'{top}</text><text class="axis" x="{left - 6}" y="{pad + plot_h}" font-size="11" text-anchor="end" '
+            f'fill="#55605a">0</text>'
             f'<line x1="{left}" y1="{pad + plot_h}" x2="{width - pad}" y2="{pad + plot_h}" stroke="#d5dbd7"/>')
     total = sum(int(r[y]) for r in rows)
     return Markup(
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}: {total} in '
-        f'total, at most {top} a day" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="xMinYMid meet" role="img" '
+        f'aria-label="{escape(title)}: {total} in total, at most {top} a day" xmlns="http://www.w3.org/2000/svg">'
         f'<title>{escape(title)}</title>{axis}{"".join(bars)}{"".join(reversed(labels))}</svg>')
