@@ -8,7 +8,21 @@ from typing import Any
 
 from flask import Flask
 
-from . import brand, caching, config, db, errors, icons, learning, search_service, security, staff, tickets, views
+from . import (
+    brand,
+    caching,
+    config,
+    dates,
+    db,
+    errors,
+    icons,
+    learning,
+    search_service,
+    security,
+    staff,
+    tickets,
+    views,
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -33,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     brand.init_app(app)
     views.register(app)
     icons.init_app(app)
+    dates.init_app(app)
     security.limit(app, limiter, {"search.results": "RATELIMIT_SEARCH", "api.search": "RATELIMIT_SEARCH",
                                   "feedback.vote": "RATELIMIT_VOTES", "feedback.answer": "RATELIMIT_VOTES",
                                   "search.picked": "RATELIMIT_VOTES",

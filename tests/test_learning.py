@@ -272,7 +272,7 @@ def test_staff_list_and_remove_for_good(app):
     learn_now(app)
     editor = signed_in(app, "editor")
     page = editor.get("/staff/learned").get_data(as_text=True)
-    assert "Track your order" in page and QUERY in page and "<td>3</td>" in page
+    assert "Track your order" in page and QUERY in page and '<td class="cell-num" data-label="Visitors">3</td>' in page
     assert signed_in(app, "support").get("/staff/learned").status_code == 403
     with app.app_context(), database().sessions() as s:
         question = s.scalar(select(LearnedQuestion))

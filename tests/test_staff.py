@@ -5,13 +5,26 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import re
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select
 
 from kb_site.db import database
-from kb_site.models import Event, Outbox, StaffSession, StaffUser, Ticket, TicketChange, Vote, aware
+from kb_site.models import (
+    DeliveryAttempt,
+    Event,
+    LearnedQuestion,
+    Outbox,
+    StaffSession,
+    StaffUser,
+    Ticket,
+    TicketChange,
+    Vote,
+    aware,
+)
 from kb_site.staff import ACCESS, add_staff
 from kb_site.tickets import NewTicket, create_ticket
 from tests.conftest import csrf_token, free_port
@@ -407,10 +420,42 @@ def test_dashboard_figures_match_the_seeded_history(any_db_site):
     assert {r["topic"]: r["tickets"] for r in tables["tickets_by_topic"]} == {"returns": 2, "orders": 1}
     day = (NOW - dt.timedelta(days=2)).date().isoformat()
     assert {r["day"]: r["searches"] for r in tables["searches_per_day"]}[day] == 7
-    assert len(tables["searches_per_day"]) == 8
+    assert len(tables["searches_per_day"]) == 7 and tables["searches_per_day"][-1]["day"] == NOW.date().isoformat()
     with any_db_site.test_request_context():
         older = dashboard_tables(90)[0]
     assert older.searches == 8 and older.visits == 10
+
+
+def test_a_chart_over_n_days_has_n_bars(any_db_site):
+    """7 days: 7 bars, one a UTC day, the last today, a zero bar for a day without searches, each day named like
+    "Mon 30"; the chart counts what the figures count. 30 and 90 days: 30 and 90 bars."""
+    today = dt.datetime.now(dt.UTC).date()
+    midnight = dt.datetime.combine(today, dt.time(), dt.UTC)
+    first = midnight - dt.timedelta(days=6)
+    searches = {first + dt.timedelta(minutes=1): 1,  # the first day's first minute: in
+                first - dt.timedelta(minutes=1): 5,  # the minute before: the eighth day back, out
+                midnight - dt.timedelta(days=3, hours=-2): 3,
+                midnight + dt.timedelta(seconds=1): 2}
+    with any_db_site.app_context(), database().session() as s:
+        for at, n in searches.items():
+            s.add_all(Event(visit=f"c{at:%j%H%M}{i}", visitor="p", kind="search", query="tent", results=1,
+                            created_at=at) for i in range(n))
+    editor = signed_in(any_db_site, "editor")
+    html = editor.get("/staff/?days=7").get_data(as_text=True)
+    chart = re.search(r'<svg class="chart".*?</svg>', html, re.S).group(0)
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', chart)]
+    assert len(heights) == 7
+    assert [h > 0 for h in heights] == [True, False, False, True, False, False, True]
+    days = [today - dt.timedelta(days=6 - i) for i in range(7)]
+    labels = re.findall(r'<text class="day"[^>]*>([^<]+)</text>', chart)
+    assert labels == [f"{d:%a} {d.day}" for d in days]  # "Mon 30", ending with today
+    assert f"<title>{days[-1]:%a} {days[-1].day} {days[-1]:%b}: 2</title>" in chart
+    assert "6 in total" in chart and "<dt>Searches</dt><dd>6</dd>" in html  # the chart and the figure agree
+    for days_back in (30, 90):
+        chart = re.search(r'<svg class="chart".*?</svg>', editor.get(f"/staff/?days={days_back}").get_data(
+            as_text=True), re.S).group(0)
+        assert chart.count("<rect ") == days_back and "11 in total" in chart
+        assert re.findall(r'<text class="day"[^>]*>([^<]+)</text>', chart)[-1] == f"{today:%a} {today.day}"
 
 
 def test_revisions_and_stale_articles():
@@ -503,6 +548,122 @@ def test_ticket_queue_filters_status_and_history(any_db_site):
         assert s.scalar(select(Outbox.state).where(Outbox.ticket_id == dead.id)) == "pending"
         assert s.scalar(select(Ticket.status).where(Ticket.id == first.id)) == "pending"
         assert len(s.scalars(select(TicketChange)).all()) == 2
+
+
+def test_the_ticket_page_says_where_the_ticket_came_from(app):
+    """An article by its current title (through a rename), a gone article said plainly, a search linked to its
+    results, any other page as plain text."""
+    agent = signed_in(app, "support")
+
+    def came_from(source: str) -> str:
+        page = agent.get(f"/staff/tickets/{ticket(app, source=source).reference}").get_data(as_text=True)
+        return re.search(r"<dt>Came from</dt><dd[^>]*>(.*?)</dd>", page, re.S).group(1)
+
+    assert came_from("article:return-policy") == 'the article <a href="/articles/return-policy">Return policy</a>'
+    renamed = came_from("article:order-tracking")  # an alias of track-your-order
+    assert renamed.startswith('the article <a href="/articles/track-your-order">Track your order</a>')
+    assert "then at /articles/order-tracking" in renamed
+    gone = came_from("article:a-tent-we-no-longer-sell")
+    assert "no longer on the site" in gone and "/articles/a-tent-we-no-longer-sell" in gone and "href" not in gone
+    assert came_from("search:tent & poles") == 'a search for <a href="/search?q=tent+%26+poles">“tent &amp; poles”</a>'
+    page = came_from("page:https://shop.example/basket?step=2")
+    assert "https://shop.example/basket?step=2" in page and "href" not in page  # a referrer is not ours to link
+    assert came_from("<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
+
+
+class Cells(HTMLParser):
+    """The cells of a page's staff tables: each td's attributes and text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables, self.cells, self.headers = 0, [], []
+        self._cell: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self.tables += 1
+            assert attrs.get("class") == "data-table", attrs
+        elif tag in ("td", "th"):
+            self._cell = {**attrs, "tag": tag, "text": ""}
+            (self.cells if tag == "td" else self.headers).append(self._cell)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data + " "
+
+
+def test_staff_tables_clip_long_cells_and_label_every_cell(app):
+    """Every staff table is made with templates/staff/_cells.html: each cell names its column (data-label, for the
+    phone's cards), a long text carries its whole self in a title, numbers are right-aligned cells, times human."""
+    long_query = "can i return a sleeping bag i bought at the ridgeline store in aviemore last winter"
+    email = "alexandra.konstantinopoulou-featherstonehaugh@a-very-long-customer-domain.example"
+    with app.app_context(), database().session() as s:
+        s.add_all(Event(visit=f"v{n}", visitor=f"p{n}", kind="search", query=long_query, results=0,
+                        created_at=NOW - dt.timedelta(hours=n)) for n in range(3))
+        s.add(LearnedQuestion(slug="return-policy", query=long_query, visitors=5, first_seen=NOW, last_seen=NOW))
+    dead = ticket(app, backend="webhook", email=email, subject="My " + "very " * 30 + "long subject")
+    with app.app_context(), database().session() as s:
+        outbox = s.scalar(select(Outbox).where(Outbox.ticket_id == dead.id))
+        s.add(DeliveryAttempt(outbox_id=outbox.id, number=1, worker="w-" + "x" * 60, outcome="retry",
+                              detail="HTTP 502 from https://helpdesk.example/" + "a" * 80))
+    admin = signed_in(app, "admin")
+    pages = {}
+    for path in ("/staff/?days=7", "/staff/tickets", f"/staff/tickets/{dead.reference}", "/staff/learned"):
+        cells = Cells()
+        cells.feed(admin.get(path).get_data(as_text=True))
+        assert cells.tables and cells.cells, path
+        unlabelled = [c for c in cells.cells if "data-label" not in c]
+        assert unlabelled == [], path
+        for c in cells.cells:
+            if "cell-long" in c.get("class", ""):
+                assert c["text"].split() and all(word in c["title"] for word in c["text"].split()), c
+        pages[path] = cells
+    gaps = [c for c in pages["/staff/?days=7"].cells if c["data-label"] == "Query"]
+    assert gaps[0]["class"] == "cell-long" and gaps[0]["title"] == long_query
+    assert any(c.get("class") == "cell-num" and c["text"].strip() == "3" for c in pages["/staff/?days=7"].cells)
+    assert [h["text"].strip() for h in pages["/staff/?days=7"].headers[:3]] == ["Query", "Searches", "Last searched"]
+    customer = next(c for c in pages["/staff/tickets"].cells if c["data-label"] == "Customer")
+    assert customer["title"] == f"Sam <{email}>" and "cell-long" in customer["class"]
+    subject = next(c for c in pages["/staff/tickets"].cells if c["data-label"] == "Subject")
+    assert subject["title"] == dead.subject
+    worker = next(c for c in pages[f"/staff/tickets/{dead.reference}"].cells if c["data-label"] == "Worker")
+    assert worker["title"] == "w-" + "x" * 60
+    opened = next(c for c in pages["/staff/tickets"].cells if c["data-label"] == "Opened")
+    assert opened["text"].strip().startswith("today ") and opened["class"] == "cell-time"
+    question = next(c for c in pages["/staff/learned"].cells if c["data-label"] == "Question")
+    assert question["title"] == long_query
+
+
+@pytest.mark.parametrize("name", ["dashboard", "tickets", "ticket", "learned"])
+def test_staff_pages_show_human_dates(app, name):
+    """No staff page shows a raw ISO time or Python's str() of a datetime; times are in <time> with a title."""
+    with app.app_context(), database().session() as s:
+        s.add(Event(visit="v", visitor="p", kind="search", query="gift wrap", results=0,
+                    created_at=NOW - dt.timedelta(days=1)))
+        s.add(LearnedQuestion(slug="return-policy", query="parcel lost", visitors=5, first_seen=NOW, last_seen=NOW))
+    made = ticket(app, source="article:return-policy")
+    with app.app_context(), database().session() as s:
+        s.get(Ticket, made.id).trail = json.dumps([{"kind": "search", "at": NOW.isoformat(timespec="seconds"),
+                                                   "query": "refund", "results": 0}])
+    admin = signed_in(app, "admin")
+    token = csrf_token(admin, "/staff/tickets")
+    admin.post(f"/staff/tickets/{made.reference}/status", data={"status": "pending", "csrf_token": token})
+    path = {"dashboard": "/staff/?days=7", "tickets": "/staff/tickets", "ticket": f"/staff/tickets/{made.reference}",
+            "learned": "/staff/learned"}[name]
+    html = admin.get(path).get_data(as_text=True)
+    shown = re.sub(r"<[^>]+>", " ", html)  # the text, without attributes (where ISO times belong)
+    assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", shown), name
+    times = re.findall(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', html)
+    assert times, name
+    for iso, title, text in times:
+        assert dt.datetime.fromisoformat(iso).tzinfo is not None and title.endswith("UTC"), (iso, title)
+        assert re.fullmatch(r"(today|yesterday|Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d:\d\d|\d{1,2} [A-Z][a-z]{2}( \d{4})?",
+                            text), text
 
 
 def test_link_finder_and_kb_link(app):

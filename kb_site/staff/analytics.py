@@ -1,7 +1,7 @@
 """What self-service achieves and where it fails: the dashboard's figures, as plain queries.
 
-Every function takes a session and the start of the period and returns rows (dicts with a fixed
-column order) that the dashboard shows and downloads as CSV.
+Every function takes a session and the start of the period (whole UTC days, ``period_start``) and returns
+rows (dicts with a fixed column order) that the dashboard shows and downloads as CSV.
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ class Overview:
         return (self.visits - self.visits_with_ticket) / self.visits if self.visits else None
 
 
-def since(days: int, now: dt.datetime | None = None) -> dt.datetime:
-    return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+def period_start(days: int, today: dt.date) -> dt.datetime:
+    """Return when a period of ``days`` days ending ``today`` starts: midnight UTC of its first day.
+
+    A period is whole days, so that its chart has one bar a day and its figures count the same events.
+    """
+    return dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(), dt.UTC)
 
 
 def overview(s: Session, start: dt.datetime) -> Overview:
@@ -58,14 +62,14 @@ def overview(s: Session, start: dt.datetime) -> Overview:
                     int(counts.get("search", 0)), int(zero))
 
 
-def searches_per_day(s: Session, start: dt.datetime, days: int) -> list[Row]:
-    """Searches on each day of the period (days without any included, as 0)."""
-    day = func.date(Event.created_at)
+def searches_per_day(s: Session, today: dt.date, days: int) -> list[Row]:
+    """Searches on each of the ``days`` days (UTC) that end with ``today``: one row a day, 0 for a day without."""
+    start = period_start(days, today)
+    day = func.date(Event.created_at)  # a UTC day: SQLite stores UTC, PostgreSQL sessions run in UTC (kb_site.db)
     counts = {str(d): int(n) for d, n in s.execute(
         select(day, func.count()).where(Event.kind == "search", Event.created_at >= start).group_by(day))}
-    first = start.date()
-    return [{"day": (first + dt.timedelta(days=i)).isoformat(),
-             "searches": counts.get((first + dt.timedelta(days=i)).isoformat(), 0)} for i in range(days + 1)]
+    dates = [start.date() + dt.timedelta(days=i) for i in range(days)]
+    return [{"day": d.isoformat(), "searches": counts.get(d.isoformat(), 0)} for d in dates]
 
 
 def _clicked() -> Any:
@@ -187,9 +191,9 @@ def tickets_by_topic(s: Session, start: dt.datetime) -> list[Row]:
 
 def dashboard(s: Session, articles: Mapping[str, Article], days: int,
               today: dt.date) -> tuple[Overview, dict[str, list[Row]]]:
-    """Every figure and table of the dashboard for the last ``days`` days, by table name."""
+    """Every figure and table of the dashboard for the ``days`` days (UTC) ending ``today``, by table name."""
     titles = {slug: a.title for slug, a in articles.items()}
-    start = since(days)
+    start = period_start(days, today)
     helpful = helpfulness_ranking(s, start, titles)
     tables = {
         "top_queries": top_queries(s, start),
@@ -199,6 +203,6 @@ def dashboard(s: Session, articles: Mapping[str, Article], days: int,
         "revisions": revisions(s, {slug: a.content_hash for slug, a in articles.items()}, titles),
         "stale": stale(helpful, {slug: a.updated for slug, a in articles.items()}, today),
         "tickets_by_topic": tickets_by_topic(s, start),
-        "searches_per_day": searches_per_day(s, start, days),
+        "searches_per_day": searches_per_day(s, today, days),
     }
     return overview(s, start), tables

@@ -7,6 +7,7 @@ Its blueprint keeps the name ``staff`` so endpoints and URLs stay as they were; 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from typing import Any
@@ -21,7 +22,8 @@ from search.learned import normalise
 
 from .. import db, learning
 from .. import tickets as ticketing
-from ..models import Outbox, Ticket, aware
+from ..dates import day_label
+from ..models import Outbox, Ticket
 from ..search_service import service
 from ..staff import (
     ACCESS,
@@ -37,6 +39,7 @@ from ..staff import (
 from ..staff.arguments import choice_arg, int_arg, safe_next, slug_arg
 from ..staff.charts import bar_chart
 from ..staff.downloads import attachment, csv_attachment
+from ..tickets.sources import came_from
 from . import absolute, engine, library
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -52,6 +55,19 @@ TABLES = {
     "stale": "Not updated in 180 days, and not helping",
     "tickets_by_topic": "Tickets by topic",
     "searches_per_day": "Searches per day",
+}
+# How the dashboard heads and shows each column of its tables (the CSV downloads keep the plain names): a long
+# text is clipped to a line with its whole text in a title, a number is right-aligned, a time is human.
+COLUMNS = {
+    "query": ("Query", "long"), "title": ("Article", "long"), "topic": ("Topic", "long"),
+    "no_reasons": ("Why not", "long"), "comments": ("Comments", "long"), "verdict": ("Verdict", "text"),
+    "searches": ("Searches", "num"), "searches_without_click": ("Searches", "num"),
+    "avg_results": ("Results", "num"), "clicked_percent": ("Clicked %", "num"), "votes": ("Votes", "num"),
+    "yes": ("Yes", "num"), "no": ("No", "num"), "helpful_percent": ("Helpful %", "num"),
+    "before_votes": ("Votes before", "num"), "before_percent": ("Helpful % before", "num"),
+    "after_votes": ("Votes after", "num"), "after_percent": ("Helpful % after", "num"),
+    "change_points": ("Change (points)", "num"), "tickets": ("Tickets", "num"),
+    "last_searched": ("Last searched", "time"), "updated": ("Updated", "time"),
 }
 
 
@@ -145,7 +161,7 @@ def _days() -> int:
 def dashboard_tables(days: int) -> tuple[analytics.Overview, dict[str, list[analytics.Row]]]:
     """Compute every figure and table of the dashboard for the last ``days`` days."""
     with db.database().sessions() as s:
-        return analytics.dashboard(s, library().articles, days, dt.date.today())
+        return analytics.dashboard(s, library().articles, days, dt.datetime.now(dt.UTC).date())
 
 
 @bp.get("/")
@@ -158,9 +174,10 @@ def home() -> Response | str:
         return redirect(url_for("staff.tickets"))  # type: ignore[return-value]
     days = _days()
     overview, tables = dashboard_tables(days)
-    chart = bar_chart(tables["searches_per_day"], "day", "searches", title=f"Searches per day, last {days} days")
+    chart = bar_chart(tables["searches_per_day"], "day", "searches", title=f"Searches per day, last {days} days",
+                      label=day_label, tip=functools.partial(day_label, month=True))
     return render_template("staff/dashboard.html", days=days, periods=PERIODS, overview=overview, tables=tables,
-                           titles=TABLES, chart=chart, article_errors=library().errors)
+                           titles=TABLES, columns=COLUMNS, chart=chart, article_errors=library().errors)
 
 
 @bp.get("/dashboard.csv")
@@ -218,7 +235,7 @@ def learned() -> str:
         gone = learning.removed(s, limit=50)
     articles = sorted(((lib.articles[slug], rows) for slug, rows in found.items()), key=lambda a: a[0].title.lower())
     return render_template("staff/learned.html", articles=articles, removed=gone, settings=settings,
-                           titles={slug: a.title for slug, a in lib.articles.items()}, aware=aware)
+                           titles={slug: a.title for slug, a in lib.articles.items()})
 
 
 @bp.post("/learned/remove")
@@ -257,7 +274,7 @@ def tickets() -> str:
     return render_template("staff/tickets.html", rows=found.rows, total=found.total, page=page, status=status,
                            topic=topic, delivery=delivery, statuses=ticketing.STATUSES,
                            delivery_states=ticketing.DELIVERY_STATES, counts=found.counts,
-                           categories=library().categories, aware=aware)
+                           categories=library().categories)
 
 
 def _ticket(reference: str) -> tuple[Ticket, Outbox]:
@@ -276,7 +293,8 @@ def ticket(reference: str) -> str:
     t, outbox = _ticket(reference)
     past = ticketing.history(db.session(), t, outbox)
     return render_template("staff/ticket.html", ticket=t, outbox=outbox, trail=json.loads(t.trail or "[]"),
-                           attempts=past.attempts, changes=past.changes, statuses=ticketing.STATUSES, aware=aware)
+                           came=came_from(t.source, library()), attempts=past.attempts, changes=past.changes,
+                           statuses=ticketing.STATUSES)
 
 
 @bp.post("/tickets/<reference>/status")
