@@ -37,7 +37,9 @@ from search.embeddings import Embedder
 
 from .search_service import service
 
-KINDS = ("article", "article_conditional", "search_api", "search_page")
+# "article": plain requests, most of them a page's first view in its worker (rendered); "article_repeat": the
+# same pages again (each worker answers its copy from its event loop); "article_conditional": If-None-Match.
+KINDS = ("article", "article_repeat", "article_conditional", "search_api", "search_page")
 
 
 def prepare(root: Path, n: int, seed_dir: Path, embedder: Embedder | None,
@@ -237,7 +239,7 @@ def run_http_bench(root: Path, n: int, seed_dir: Path, embedder: Embedder | None
         }
         figures: dict[str, Any] = {"articles": n, "workers": workers, "cpu": cpu_info(),
                                    "embedder": embedder.name if embedder is not None else None}
-        paths["article_conditional"] = paths["article"]
+        paths["article_conditional"] = paths["article_repeat"] = paths["article"]
         for kind in KINDS:
             # Revalidations carry the tag each page had: asked after the plain run, which renders them itself.
             tags = {p: tag for p in paths[kind] if (tag := _etag(port, p))} if kind == "article_conditional" \
