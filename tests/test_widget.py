@@ -216,3 +216,27 @@ def test_the_script_is_served_to_any_site(site):
     assert "max-age=300" in script.headers["Cache-Control"] and "Set-Cookie" not in script.headers
     again = site.test_client().get("/widget.js", headers={"If-None-Match": script.headers["ETag"]})
     assert again.status_code == 304
+
+
+def test_the_dashboard_counts_each_channel_and_the_pages_that_still_led_to_tickets(site):
+    from tests.test_staff import signed_in
+
+    for page, send in ((f"{SHOP}/checkout/payment", True), (f"{SHOP}/checkout/payment", False),
+                       (f"{SHOP}/products/ridgeline-2-tent", False)):
+        widget = Widget(site, page=page)
+        widget.start()
+        widget.get("search", q="where is my parcel")
+        if send:
+            form = widget.get("contact").get_json()
+            assert widget.post("contact", {"name": "Sam", "email": "sam@example.com", "topic": "orders",
+                                           "subject": "Parcel", "message": "Where is my parcel, please?",
+                                           "rendered": form["rendered"], "confirm": "1"}).status_code == 201
+    site.test_client().get("/search?q=refund")
+    staff = signed_in(site, "editor")
+    page = staff.get("/staff/?days=7").get_data(as_text=True)
+    assert "Help centre and widget" in page and "Shop pages where customers still opened a ticket" in page
+    channels = staff.get("/staff/dashboard.csv?table=channels&days=7").get_data(as_text=True).splitlines()
+    assert channels[0] == "channel,visits,visits_with_ticket,self_service_percent,deflections,tickets"
+    assert channels[1:] == ["site,1,0,100.0,0,0", "widget,3,1,66.7,0,1"]
+    pages = staff.get("/staff/dashboard.csv?table=ticket_pages&days=7").get_data(as_text=True).splitlines()
+    assert pages[1:] == [f"{SHOP}/checkout/payment,2,1,50.0"]
