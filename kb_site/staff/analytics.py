@@ -198,7 +198,7 @@ def by_channel(s: Session, start: dt.datetime) -> list[Row]:
     visits = union(select(Event.visit, Event.channel).where(Event.created_at >= start, Event.kind != "limited"),
                    select(Ticket.visit, Ticket.channel).where(Ticket.created_at >= start,
                                                               Ticket.visit.is_not(None))).subquery()
-    n_visits = dict(s.execute(select(visits.c.channel, func.count(distinct(visits.c.visit)))
+    n_visits: dict[str, int] = dict(s.execute(select(visits.c.channel, func.count(distinct(visits.c.visit)))
                               .group_by(visits.c.channel)).all())
     with_ticket = dict(s.execute(select(Ticket.channel, func.count(distinct(Ticket.visit))).where(
         Ticket.created_at >= start, Ticket.visit.is_not(None)).group_by(Ticket.channel)).all())
