@@ -210,12 +210,15 @@ def test_only_a_signed_identity_prefills_the_form(site):
 
 
 def test_the_script_is_served_to_any_site(site):
-    script = site.test_client().get("/widget.js")
-    assert script.status_code == 200 and script.mimetype == "text/javascript"
-    assert script.headers["Cross-Origin-Resource-Policy"] == "cross-origin" and script.headers["ETag"]
-    assert "max-age=300" in script.headers["Cache-Control"] and "Set-Cookie" not in script.headers
-    again = site.test_client().get("/widget.js", headers={"If-None-Match": script.headers["ETag"]})
-    assert again.status_code == 304
+    with site.test_client().get("/widget.js") as script:
+        assert script.status_code == 200 and script.mimetype == "text/javascript"
+        assert script.headers["Cross-Origin-Resource-Policy"] == "cross-origin" and script.headers["ETag"]
+        assert "max-age=300" in script.headers["Cache-Control"] and "Set-Cookie" not in script.headers
+        tag = script.headers["ETag"]
+    with site.test_client().get("/widget.js", headers={"If-None-Match": tag}) as again:
+        assert again.status_code == 304
+    with site.test_client().get("/widget.css") as styles:
+        assert styles.status_code == 200 and styles.mimetype == "text/css"
 
 
 def test_the_dashboard_counts_each_channel_and_the_pages_that_still_led_to_tickets(site):
@@ -240,3 +243,17 @@ def test_the_dashboard_counts_each_channel_and_the_pages_that_still_led_to_ticke
     assert channels[1:] == ["site,1,0,100.0,0,0", "widget,3,1,66.7,0,1"]
     pages = staff.get("/staff/dashboard.csv?table=ticket_pages&days=7").get_data(as_text=True).splitlines()
     assert pages[1:] == [f"{SHOP}/checkout/payment,2,1,50.0"]
+
+
+def test_the_sites_rate_limits_hold_in_the_widget_and_their_answer_is_readable(tmp_path, corpus, fake_embedder):
+    app = make_site(tmp_path, corpus, fake_embedder, WIDGET_ORIGINS=SHOP, RATELIMIT_ENABLED=True,
+                    RATELIMIT_SEARCH="1 per minute", RATELIMIT_VOTES="1 per minute")
+    widget = Widget(app)
+    widget.start()
+    assert widget.get("search", q="refund").status_code == 200
+    limited = widget.get("search", q="refund")
+    assert limited.status_code == 429 and limited.get_json()["error"]["code"] == "rate_limited"
+    assert limited.headers["Access-Control-Allow-Origin"] == SHOP and limited.headers["Retry-After"]
+    assert widget.post("articles/return-policy/feedback", {"helpful": "yes"}).status_code == 200
+    assert widget.post("articles/return-policy/feedback", {"helpful": "no"}).status_code == 429
+    app.extensions["kb_db"].engine.dispose()
