@@ -370,7 +370,7 @@
   function searchForm(value) {
     const input = el("input", { id: id("q"), type: "search", "data-kb": "search", role: "combobox", "aria-autocomplete": "list",
       "aria-expanded": "false", autocomplete: "off", autocapitalize: "off", spellcheck: "false", enterkeyhint: "search",
-      maxlength: "200", placeholder: "Search our help articles" });
+      maxlength: "200", placeholder: "Type your question" });
     input.value = value || "";
     const list = el("ul", { id: input.id + "-list", role: "listbox", class: "kb-options", "aria-label": "Suggestions", hidden: true });
     input.setAttribute("aria-controls", list.id);
@@ -724,14 +724,16 @@
     const deflectBox = el("section", { class: "kb-deflect", "aria-live": "polite", hidden: true },
       [el("h4", { class: "kb-h4", text: "These articles might answer your question" }), deflectList]);
     const sendButton = el("button", { type: "submit", class: "kb-btn kb-send", text: "Send my request" });
+    // The question first, the suggestions right under it (in a narrow panel, further down they would be out of
+    // sight while the customer types), then who they are.
     const form = el("form", { class: "kb-form", novalidate: true }, [
+      field("subject", "Subject", subject),
+      deflectBox,
+      field("message", "How can we help?", message),
       field("name", "Your name", name),
       field("email", "Email address", email),
       field("topic", "Topic", topic),
       field("order_number", "Order number (optional)", order, start && start.order_example ? "For example " + start.order_example : ""),
-      field("subject", "Subject", subject),
-      deflectBox,  // under the subject: in a narrow panel, below the message it would be out of sight
-      field("message", "How can we help?", message),
       sendButton,
     ]);
 
@@ -814,7 +816,7 @@
     const address = answer.email || typed;
     const children = [];
     if (answer.reference) {
-      children.push(el("p", { class: "kb-lead" }, ["Your reference is ", el("strong", { class: "kb-ref", "data-kb": "reference", text: answer.reference }),
+      children.push(el("p", {}, ["Your reference is ", el("strong", { class: "kb-ref", "data-kb": "reference", text: answer.reference }),
         ". Please quote it if you contact us again about this."]));
     }
     if (address) { children.push(el("p", {}, ["We'll reply to ", el("strong", { class: "kb-address", text: address }), "."])); }
