@@ -589,9 +589,12 @@
     if (!target) { return false; }
     target.setAttribute("tabindex", "-1");
     target.focus({ preventScroll: true });
-    body.scrollTop += target.getBoundingClientRect().top - body.getBoundingClientRect().top - 12;  // the body alone
+    scrollToTop(target);
     return true;
   }
+
+  // Bring a node to the top of the panel's body (the body alone: the header stays).
+  function scrollToTop(node) { body.scrollTop += node.getBoundingClientRect().top - body.getBoundingClientRect().top - 12; }
 
   async function article(slug, from, anchor) {
     const data = await call("GET", "articles/" + encodeURIComponent(slug) + "?from=" + encodeURIComponent(from || "search"));
@@ -658,7 +661,8 @@
       status.textContent = "";
       question.hidden = true;
       reasons.hidden = false;
-      reasons.querySelector("input").focus();
+      reasons.querySelector("input").focus({ preventScroll: true });
+      scrollToTop(section);
     })));
     reasons.addEventListener("submit", guard((event) => {
       event.preventDefault();
@@ -675,7 +679,8 @@
       pressed(data.vote.helpful ? "yes" : "no");
       status.textContent = "You said this article " + (data.vote.helpful ? "helped" : "didn't help") + ". You can change your answer.";
     }
-    return el("section", { class: "kb-feedback", "aria-labelledby": titleId }, [question, reasons, status, tally]);
+    const section = el("section", { class: "kb-feedback", "aria-labelledby": titleId }, [question, reasons, status, tally]);
+    return section;
   }
 
   // ---------------------------------------------------------------- contact

@@ -297,6 +297,7 @@ def test_from_the_launcher_to_a_ticket(browser, shop, centre, width, scheme):
     expect(tab.locator(".kb-reasons")).to_be_visible()
     expect(tab.locator("[data-kb=helpful-no]")).to_be_hidden()  # the question gives way to the reasons
     assert focus(tab)["tag"] == "input"
+    look("article-reasons")
     tab.locator(".kb-choice", has_text="It didn't answer my question").click()
     tab.locator(".kb-reasons textarea").fill("I wanted the courier's phone number")
     tab.locator(".kb-reasons button[type=submit]").click()
@@ -470,6 +471,22 @@ def test_the_shop_drives_it_with_kb(browser, shop, centre):
     expect(tab.locator(".kb-form input[name=name]")).to_have_value("Sam Carter")
     expect(tab.locator(".kb-form input[name=email]")).to_have_value("sam@example.com")
     assert csp_complaints(tab) == []
+
+    # A new page of the shop in the same tab: the same visitor (the session from sessionStorage), the same vote.
+    tab.evaluate("KB('suggest', ['gift-cards'])")
+    tab.locator(".kb-view-home .kb-card-link", has_text="Gift cards").click()
+    tab.locator("[data-kb=helpful-yes]").click()
+    expect(tab.locator(".kb-feedback [role=status]")).not_to_be_empty()
+    stored = tab.evaluate("sessionStorage.getItem('kb-widget-session')")
+    tab.requests.clear()
+    tab.reload()  # data-kb-open: open at once
+    expect(tab.locator(".kb-view-home")).to_be_visible()
+    assert api_requests(tab)[0].headers.get("x-kb-session") == stored
+    tab.evaluate("KB('suggest', ['gift-cards'])")
+    tab.locator(".kb-view-home .kb-card-link", has_text="Gift cards").click()
+    expect(tab.locator("[data-kb=helpful-yes]")).to_have_attribute("aria-pressed", "true")
+    expect(tab.locator(".kb-feedback [role=status]")).to_have_text(
+        "You said this article helped. You can change your answer.")
     tab.context.close()
 
 
