@@ -331,8 +331,9 @@ class _Checks:
         patterns = []
         for pattern in self.items(key):
             if not pattern.startswith("/"):
-                self.fail(key, f"'{pattern}' must be a path on the shop's site starting with / (like /checkout* "
-                               "or /products/*-tent), not a full address")
+                full = ", not a full address" if "://" in pattern else ""
+                self.fail(key, f"'{pattern[:60]}' must be a path on the shop's site starting with / (like "
+                               f"/checkout* or /products/*-tent){full}")
             elif any(c.isspace() for c in pattern) or len(pattern) > 200:
                 self.fail(key, f"'{pattern[:60]}' must be one path of at most 200 characters, without spaces")
             else:

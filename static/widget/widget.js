@@ -161,7 +161,12 @@
       const params = new URLSearchParams({ title: (document.title || "").slice(0, 200), h1: firstHeading() });
       if (suggestSlugs.length) { params.set("suggest", suggestSlugs.join(",")); }
       if (LOCALE) { params.set("locale", LOCALE); }
-      const promise = starting = request("GET", "start?" + params.toString()).then(async (data) => {
+      // Never reached at all: the API refuses this site (CORS hides its 403 from us, by design) or is down.
+      const unreachable = (error) => {
+        if (!start && error instanceof Failure && error.code === "network") { error.code = "unreachable"; }
+        throw error;
+      };
+      const promise = starting = request("GET", "start?" + params.toString()).catch(unreachable).then(async (data) => {
         start = data;
         csrf = data.csrf_token || "";
         if (data.identity && !identity) { identity = data.identity; }
@@ -192,6 +197,7 @@
 
   function describe(error) {
     if (error.code === "origin") { return "Help isn't available on this site."; }
+    if (error.code === "unreachable") { return "Help isn't available on this site right now."; }
     if (error.status === 429) {
       return error.retry ? "Too many requests, try again in " + error.retry + " second" + (error.retry === 1 ? "" : "s") + "."
         : "Too many requests, try again in a moment.";
