@@ -22,6 +22,7 @@ from . import (
     staff,
     tickets,
     views,
+    widget,
 )
 
 
@@ -38,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     config.coerce(app.config)
     config.support_settings(app.config)
+    config.widget_origins(app.config["WIDGET_ORIGINS"])  # a malformed origin stops the start
     app.config["INSTANCE_DIR"] = app.instance_path
     db.init_app(app)
     search_service.init_app(app)
@@ -46,11 +48,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     caching.init_app(app)
     brand.init_app(app)
     views.register(app)
+    widget.init_app(app)
     icons.init_app(app)
     dates.init_app(app)
     security.limit(app, limiter, {"search.results": "RATELIMIT_SEARCH", "api.search": "RATELIMIT_SEARCH",
                                   "feedback.vote": "RATELIMIT_VOTES", "feedback.answer": "RATELIMIT_VOTES",
                                   "search.picked": "RATELIMIT_VOTES",
+                                  "widget_api.search": "RATELIMIT_SEARCH", "widget_api.vote": "RATELIMIT_VOTES",
+                                  "widget_api.deflection": "RATELIMIT_VOTES", "widget_api.identify": "RATELIMIT_VOTES",
                                   "staff.login": "RATELIMIT_LOGIN",
                                   "staff.password": "RATELIMIT_LOGIN"})  # tickets: kb_site.tickets.allowance
 

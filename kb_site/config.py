@@ -194,6 +194,14 @@ SETTINGS: tuple[Setting, ...] = (
             "count). Offices and mobile networks share addresses: raise it if many customers do."),
     Setting("RATELIMIT_TICKETS_EMAIL", "5 per hour",
             "Tickets accepted for one email address, whatever the client address."),
+    Setting("WIDGET_ORIGINS", "",
+            "The shop sites allowed to embed the help widget (`/widget.js`), as origins separated by spaces or "
+            "commas (`https://shop.example, https://www.shop.example`); the widget's API answers no other origin. "
+            "Empty: only the help centre's own pages."),
+    Setting("WIDGET_IDENTITY_SECRET", "",
+            "Shared secret for `KB('identify', {name, email, signature})`: the shop signs the customer's email "
+            "(hex HMAC-SHA256 of the email with this secret) so the widget's contact form is prefilled; empty: "
+            "identities are ignored."),
     Setting("SUPPORT_EMAIL", "",
             "Support's email address, shown under \"Other ways to reach us\" on the contact page and offered when "
             "the contact form's limit is reached; it must look like an address (`help@shop.example`)."),
@@ -350,6 +358,21 @@ def _check_email(email: str) -> None:
     except EmailNotValidError as exc:
         raise ConfigError(f"KB_SUPPORT_EMAIL must be an email address like help@shop.example, not {email!r} "
                           f"({exc})") from None
+
+
+def widget_origins(value: str) -> tuple[str, ...]:
+    """Return the allowed widget host origins (``scheme://host[:port]``, lower-case), or raise ConfigError."""
+    origins = []
+    for item in re.split(r"[\s,]+", value.strip()):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or \
+                parts.query or parts.fragment or parts.username:
+            raise ConfigError(f"KB_WIDGET_ORIGINS must list origins like https://shop.example (scheme, host and "
+                              f"an optional port, no path), not {item!r}")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
 
 
 def support_settings(config: MutableMapping[str, Any]) -> None:

@@ -43,6 +43,8 @@ MESSAGES = {
     429: "You've sent a lot of requests in a short time. Please wait a minute and try again.",
     500: "Something went wrong on our side. Please try again in a moment.",
 }
+CODES = {400: "invalid", 403: "forbidden", 404: "not_found", 405: "method", 413: "too_large", 429: "rate_limited",
+         500: "server", 503: "unavailable"}
 # The search library's errors as answers: status, title, message (None: the error's own words), whether to log.
 # A subclass is answered by the nearest class listed here.
 SEARCH_ERRORS: dict[type[Exception], tuple[int, str, str | None, bool]] = {
@@ -57,7 +59,7 @@ SEARCH_ERRORS: dict[type[Exception], tuple[int, str, str | None, bool]] = {
 
 def wants_json() -> bool:
     """Return whether the client is an API client (an /api/ path, or JSON preferred over HTML)."""
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/widget/api/")):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and request.accept_mimetypes["application/json"] > \
@@ -72,6 +74,8 @@ def from_script() -> bool:
 def error_response(status: int, message: str, title: str | None = None, **extra: object) -> Response:
     """Return the error as JSON or as a page, with its status."""
     title = title or TITLES.get(status, "Error")
+    if request.path.startswith("/widget/api/"):  # the widget tells errors apart by code
+        extra.setdefault("code", CODES.get(status, "error"))
     if wants_json():
         response = jsonify({"error": {"status": status, "title": title, "message": message, **extra}})
     else:

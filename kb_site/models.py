@@ -82,6 +82,10 @@ class Event(Base):
     # Why this browser and address must never teach search (kb_site.learning): "staff" (signed in to /staff/)
     # or "limited" (a "limited" event: the client went over a rate limit). NULL for nearly every event.
     flag: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Where it happened: "site" (the help centre's own pages) or "widget" (the widget on a shop's page), and
+    # for the widget the host page's address (origin and path: never its query, which may hold personal data).
+    channel: Mapped[str] = mapped_column(String(8), default="site", server_default="site")
+    page: Mapped[str | None] = mapped_column(String(500))
 
 
 class Ticket(Base):
@@ -102,6 +106,8 @@ class Ticket(Base):
     visit: Mapped[str | None] = mapped_column(String(32), index=True)
     client: Mapped[str | None] = mapped_column(String(32))  # keyed hash of the client address, never the address
     trail: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the visit's searches, views and votes
+    channel: Mapped[str] = mapped_column(String(8), default="site", server_default="site")  # site | widget
+    page: Mapped[str | None] = mapped_column(String(500))  # widget: the shop page it was sent from
     # The rendered contact form's single-use nonce: the same form sent twice finds this ticket, not a new one.
     form_nonce: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open | pending | solved

@@ -111,11 +111,31 @@ def buffer() -> EventBuffer | None:
     return found  # type: ignore[no-any-return]
 
 
+WIDGET_API = "/widget/api/"  # the widget's requests: its visitors' events are of the channel "widget"
+
+
+def in_widget() -> bool:
+    """Return whether this request comes from the widget on a shop's page (not the help centre's own pages)."""
+    return request.path.startswith(WIDGET_API)
+
+
+def host_page() -> str | None:
+    """Return the shop page the widget runs on (its X-KB-Page header): origin and path only, since a query or
+    fragment may carry personal data (an email on a checkout page); None when absent or not a web address."""
+    parts = urlsplit(request.headers.get("X-KB-Page", "")[:2000])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"[:500]
+
+
 def marks() -> dict[str, str | None]:
-    """Return what every event of this request carries: the client's keyed hash, and "staff" from a staff browser."""
+    """Return what every event of this request carries: the client's keyed hash, "staff" from a staff browser,
+    and its channel with the widget's host page."""
     # "staff_browser": signed in to /staff/ once (kb_site.staff.sign_in), still flagged after signing out.
+    widget = in_widget()
     return {"client": client_hash(current_app.config["SECRET_KEY"], request.remote_addr),
-            "flag": "staff" if session.get("staff") or session.get("staff_browser") else None}
+            "flag": "staff" if session.get("staff") or session.get("staff_browser") else None,
+            "channel": "widget" if widget else "site", "page": host_page() if widget else None}
 
 
 def record_later(kind: str, **fields: Any) -> None:
@@ -170,13 +190,14 @@ def record_search(found: SearchResults, category: str | None) -> None:
                             "slugs": [h.slug for h in found.hits or found.nearest], "offset": 0}
 
 
-def record_view(slug: str, referrer: str | None) -> None:
-    """Record a view of an article, and a click when it was opened from the results of the last search."""
+def record_view(slug: str, referrer: str | None, from_results: bool = False) -> None:
+    """Record a view of an article, and a click when it was opened from the results of the last search (its
+    referrer is our results page, or ``from_results``: the widget says so)."""
     visit()  # a new visit forgets the last search
     last = session.get(LAST_SEARCH)
     came_from = urlsplit(referrer or "")
-    if last and slug in last.get("slugs", []) and came_from.path == url_for("search.results") and \
-            came_from.netloc == request.host:
+    from_results = from_results or (came_from.path == url_for("search.results") and came_from.netloc == request.host)
+    if last and slug in last.get("slugs", []) and from_results:
         record_later("click", slug=slug, query=last.get("q"), search_id=last.get("id"),
                      position=last["slugs"].index(slug) + 1 + int(last.get("offset", 0)))
     record_later("view", slug=slug, detail=came_from.path[:200] or None)

@@ -129,6 +129,7 @@ class Article:
     updated: dt.date | None = None
     draft: bool = False
     order: int | None = None  # where editors place it in its category (lower first); None: after those, by title
+    show_on: tuple[str, ...] = ()  # the shop pages (path patterns, * any characters) where the widget offers it
     sections: tuple[Section, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     body_line: int = 1
@@ -159,7 +160,8 @@ class Article:
             "slug": self.slug, "title": self.title, "summary": self.summary, "category": self.category,
             "tags": list(self.tags), "questions": list(self.questions), "aliases": list(self.aliases),
             "related": list(self.related), "updated": self.updated.isoformat() if self.updated else None,
-            "draft": self.draft, "order": self.order, "path": str(path), "body": self.body, "body_line": self.body_line,
+            "draft": self.draft, "order": self.order, "show_on": list(self.show_on), "path": str(path),
+            "body": self.body, "body_line": self.body_line,
             "extra": _plain(self.extra),
         }
 
@@ -172,6 +174,7 @@ class Article:
             questions=tuple(data["questions"]), aliases=tuple(data["aliases"]), related=tuple(data["related"]),
             updated=dt.date.fromisoformat(data["updated"]) if data["updated"] else None, draft=data["draft"],
             order=data.get("order"),  # records written before ``order`` existed have none
+            show_on=tuple(data.get("show_on", ())),
             sections=split_sections(data["body"], data["body_line"]), extra=data["extra"],
             body_line=data["body_line"],
         )
@@ -323,6 +326,20 @@ class _Checks:
             return None
         return value
 
+    def pages(self, key: str) -> tuple[str, ...]:
+        """Shop page patterns: paths from the site's root (``/checkout*``, ``/products/*-tent``)."""
+        patterns = []
+        for pattern in self.items(key):
+            if not pattern.startswith("/"):
+                full = ", not a full address" if "://" in pattern else ""
+                self.fail(key, f"'{pattern[:60]}' must be a path on the shop's site starting with / (like "
+                               f"/checkout* or /products/*-tent){full}")
+            elif any(c.isspace() for c in pattern) or len(pattern) > 200:
+                self.fail(key, f"'{pattern[:60]}' must be one path of at most 200 characters, without spaces")
+            else:
+                patterns.append(pattern)
+        return tuple(patterns)
+
     def order(self, key: str) -> int | None:
         if key not in self.meta:
             return None
@@ -389,6 +406,7 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
     if not isinstance(draft, bool):
         checks.fail("draft", f"must be true or false, not {_kind(draft)}")
     order = checks.order("order")
+    show_on = checks.pages("show_on")
     summary = checks.text("summary")
     own_category = checks.text("category")
     lists = {key: checks.items(key, slugs=key in ("aliases", "related")) for key in _LIST_FIELDS}
@@ -396,7 +414,7 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
         raise InvalidArticle(sorted(checks.problems, key=lambda p: p.line), slug, lists["aliases"])
     body = content.strip()
     body_line = _body_line(text)
-    known = set(_STR_FIELDS) | set(_LIST_FIELDS) | {"updated", "draft", "order"}
+    known = set(_STR_FIELDS) | set(_LIST_FIELDS) | {"updated", "draft", "order", "show_on"}
     return Article(
         slug=slug,
         title=title,
@@ -411,6 +429,7 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
         updated=updated,
         draft=draft,
         order=order,
+        show_on=show_on,
         sections=split_sections(body, body_line),
         extra={k: v for k, v in meta.items() if k not in known},
         body_line=body_line,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Any
 
@@ -79,3 +80,20 @@ class Library:
         """Return up to ``limit`` articles a slug that names none probably meant (mistyped, or with words
         added), best first; none when no article's slug, title or alias is close."""
         return [self.articles[found] for found in self._names.nearest(slug, limit)]
+
+    def for_page(self, path: str, limit: int = 5) -> list[Article]:
+        """Return the articles whose ``show_on`` patterns match a shop page's path, the most specific match
+        first (the pattern with the most literal characters: ``/checkout/payment`` before ``/checkout*``), then
+        in display order."""
+        found: list[tuple[int, Article]] = []
+        for article in self.by_title:
+            scores = [specificity(p) for p in article.show_on if fnmatchcase(path, p)]
+            if scores:
+                found.append((max(scores), article))
+        found.sort(key=lambda pair: (-pair[0], display_order(pair[1])))
+        return [article for _score, article in found[:limit]]
+
+
+def specificity(pattern: str) -> int:
+    """Return how specific a page pattern is: its number of literal characters."""
+    return sum(1 for c in pattern if c not in "*?[]")

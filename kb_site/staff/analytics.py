@@ -189,6 +189,49 @@ def tickets_by_topic(s: Session, start: dt.datetime) -> list[Row]:
     return [{"topic": topic, "tickets": int(n)} for topic, n in rows]
 
 
+CHANNELS = ("site", "widget")
+
+
+def by_channel(s: Session, start: dt.datetime) -> list[Row]:
+    """Self-service on the help centre's pages and in the widget on the shop's pages: visits, those that still
+    opened a ticket, the self-service score, deflections and tickets of each channel."""
+    visits = union(select(Event.visit, Event.channel).where(Event.created_at >= start, Event.kind != "limited"),
+                   select(Ticket.visit, Ticket.channel).where(Ticket.created_at >= start,
+                                                              Ticket.visit.is_not(None))).subquery()
+    n_visits: dict[str, int] = dict(s.execute(select(visits.c.channel, func.count(distinct(visits.c.visit)))
+                              .group_by(visits.c.channel)).all())
+    with_ticket = dict(s.execute(select(Ticket.channel, func.count(distinct(Ticket.visit))).where(
+        Ticket.created_at >= start, Ticket.visit.is_not(None)).group_by(Ticket.channel)).all())
+    tickets = dict(s.execute(select(Ticket.channel, func.count()).where(Ticket.created_at >= start)
+                             .group_by(Ticket.channel)).all())
+    deflections = dict(s.execute(select(Event.channel, func.count()).where(
+        Event.created_at >= start, Event.kind == "deflection").group_by(Event.channel)).all())
+    rows = []
+    for channel in CHANNELS:
+        visited, ticketed = int(n_visits.get(channel, 0)), int(with_ticket.get(channel, 0))
+        rows.append({"channel": channel, "visits": visited, "visits_with_ticket": ticketed,
+                     "self_service_percent": round(100 * (visited - ticketed) / visited, 1) if visited else None,
+                     "deflections": int(deflections.get(channel, 0)), "tickets": int(tickets.get(channel, 0))})
+    return rows
+
+
+def ticket_pages(s: Session, start: dt.datetime, limit: int = 20) -> list[Row]:
+    """The shop pages where widget visitors most often still opened a ticket: tickets sent from each page, its
+    widget visits, and the share of those visits that ended in a ticket."""
+    tickets = s.execute(select(Ticket.page, func.count(), func.count(distinct(Ticket.visit))).where(
+        Ticket.created_at >= start, Ticket.channel == "widget", Ticket.page.is_not(None))
+        .group_by(Ticket.page).order_by(func.count().desc(), Ticket.page).limit(limit)).all()
+    pages = [page for page, _n, _v in tickets]
+    visits = dict(s.execute(select(Event.page, func.count(distinct(Event.visit))).where(
+        Event.created_at >= start, Event.channel == "widget", Event.page.in_(pages)).group_by(Event.page)).all())
+    rows = []
+    for page, n, ticket_visits in tickets:
+        seen = max(int(visits.get(page, 0)), int(ticket_visits))
+        rows.append({"page": page, "widget_visits": seen, "tickets": int(n),
+                     "ticket_percent": round(100 * int(ticket_visits) / seen, 1) if seen else None})
+    return rows
+
+
 def dashboard(s: Session, articles: Mapping[str, Article], days: int,
               today: dt.date) -> tuple[Overview, dict[str, list[Row]]]:
     """Every figure and table of the dashboard for the ``days`` days (UTC) ending ``today``, by table name."""
@@ -203,6 +246,8 @@ def dashboard(s: Session, articles: Mapping[str, Article], days: int,
         "revisions": revisions(s, {slug: a.content_hash for slug, a in articles.items()}, titles),
         "stale": stale(helpful, {slug: a.updated for slug, a in articles.items()}, today),
         "tickets_by_topic": tickets_by_topic(s, start),
+        "channels": by_channel(s, start),
+        "ticket_pages": ticket_pages(s, start),
         "searches_per_day": searches_per_day(s, today, days),
     }
     return overview(s, start), tables

@@ -57,6 +57,8 @@ class NewTicket:
     topic: str
     order_number: str | None = None
     source: str | None = None
+    channel: str = "site"  # "widget": sent from the widget on a shop's page
+    page: str | None = None  # the widget's host page (origin and path)
 
 
 def trail_of(events: list[Event], titles: dict[str, str]) -> list[dict[str, Any]]:
@@ -64,6 +66,10 @@ def trail_of(events: list[Event], titles: dict[str, str]) -> list[dict[str, Any]
     steps = []
     for e in events:
         step: dict[str, Any] = {"kind": e.kind, "at": aware(e.created_at).isoformat(timespec="seconds")}
+        if e.channel == "widget":
+            step["channel"] = "widget"
+            if e.page:
+                step["page"] = e.page
         if e.slug:
             step["article"] = e.slug
             step["title"] = titles.get(e.slug, e.slug)
@@ -115,7 +121,8 @@ def create_ticket(session: Session, new: NewTicket, backend: str, *, visit: str 
                                 subject=storable(new.subject), message=storable(new.message),
                                 topic=storable(new.topic), order_number=_storable(new.order_number),
                                 source=_storable(new.source), visit=visit, client=client, trail=json.dumps(trail),
-                                form_nonce=form_nonce, status="open")
+                                form_nonce=form_nonce, status="open", channel=new.channel,
+                                page=_storable(new.page))
                 session.add(ticket)
                 session.flush()
                 outbox = Outbox(ticket_id=ticket.id, backend=backend, idempotency_key=idempotency_key(reference),

@@ -54,14 +54,16 @@ def ticket_payload(ticket: Ticket, key: str) -> dict[str, Any]:
         "customer": {"name": ticket.name, "email": ticket.email},
         "subject": ticket.subject, "message": ticket.message, "topic": ticket.topic,
         "order_number": ticket.order_number, "source": ticket.source, "trail": json.loads(ticket.trail or "[]"),
+        "channel": ticket.channel, "page": ticket.page,
     }
 
 
 def trail_text(trail: list[dict[str, Any]]) -> str:
     """Return the trail as lines an agent reads at a glance."""
-    lines = []
+    lines: list[str] = []
     for step in trail:
         at = step.get("at", "")[11:16]
+        where, before = (f" (widget on {step['page']})" if step.get("page") else ""), len(lines)
         if step["kind"] == "search":
             found = step.get("results")
             lines.append(f"{at}  searched “{step.get('query', '')}”" + (f" ({found} results)" if found is not None
@@ -76,6 +78,8 @@ def trail_text(trail: list[dict[str, Any]]) -> str:
             lines.append(f"{at}  voted “{step.get('title')}” {verdict}")
         elif step["kind"] == "deflection":
             lines.append(f"{at}  opened suggested article “{step.get('title')}” from the contact form")
+        if where and len(lines) > before:
+            lines[-1] += where
     return "\n".join(lines) or "(no searches or articles before contacting us)"
 
 
@@ -87,6 +91,8 @@ def ticket_text(ticket: Ticket) -> str:
         facts.append(("Order", ticket.order_number))
     if ticket.source:
         facts.append(("Came from", ticket.source))
+    if ticket.channel == "widget":
+        facts.append(("Sent from", f"the help widget on {ticket.page or 'a shop page'}"))
     head = "\n".join(f"{k}: {v}" for k, v in facts)
     return f"{head}\n\n{ticket.message}\n\n-- What the customer tried first --\n{trail_text(trail)}\n"
 

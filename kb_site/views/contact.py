@@ -96,8 +96,9 @@ class Rendered:
             return None
 
 
-def _form() -> ContactForm:
-    form = ContactForm()
+def _form(formdata: Any = None) -> ContactForm:
+    """Return the contact form with its choices, reading ``formdata`` (default: the request's form)."""
+    form = ContactForm(formdata=formdata) if formdata is not None else ContactForm()
     lib = library()
     form.topic.choices = [("", "Choose a topic")] + [(c.slug, c.title) for c in lib.categories] + [
         ("other", "Something else")]
@@ -144,7 +145,8 @@ def _new_ticket(form: ContactForm) -> NewTicket:
     return NewTicket(name=form.name.data.strip(), email=form.email.data.strip(), subject=form.subject.data.strip(),
                      message=form.message.data.strip(), topic=form.topic.data,
                      order_number=(form.order_number.data or "").strip().upper() or None,
-                     source=(form.source.data or None))
+                     source=(form.source.data or None), channel="widget" if visitors.in_widget() else "site",
+                     page=visitors.host_page() if visitors.in_widget() else None)
 
 
 def _confirm(ticket: Ticket, repeat: bool = False) -> Response:
@@ -176,8 +178,19 @@ def _limited(form: ContactForm, wait: float) -> Response:
     return response
 
 
-def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str, int]:
-    """Open the ticket, once per rendered form: a repeat gets the first ticket's confirmation."""
+@dataclass(frozen=True)
+class Opened:
+    """What sending a rendered form did: opened ``ticket``, or found it had (``repeat``), or found the limit
+    reached (``wait`` seconds), or found the used form came back with other words (``conflict``: its ticket)."""
+
+    ticket: Ticket | None = None
+    repeat: bool = False
+    wait: float = 0.0
+    conflict: Ticket | None = None
+
+
+def open_ticket(form: ContactForm, rendered: Rendered) -> Opened:
+    """Open the ticket, once per rendered form, with the visit's trail, within the ticket limits."""
     new = _new_ticket(form)
     with db.database().sessions() as s:
         first = ticket_for_form(s, rendered.nonce) if rendered.nonce else None
@@ -185,7 +198,7 @@ def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str,
             allowance, keys = _allowance(form)
             wait = allowance.wait(keys) if allowance else 0.0
             if wait:
-                return _limited(form, wait)
+                return Opened(wait=wait)
             lib = library()
             visit = visitors.visit()
             trail = trail_of(visitors.trail(visit), {slug: a.title for slug, a in lib.articles.items()})
@@ -197,13 +210,24 @@ def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str,
             else:
                 if allowance:
                     allowance.spend(keys)
-                return _confirm(ticket)
+                return Opened(ticket)
     if same_request(first, new):
-        return _confirm(first, repeat=True)
+        return Opened(first, repeat=True)
+    return Opened(conflict=first)
+
+
+def _open_ticket(form: ContactForm, rendered: Rendered) -> Response | tuple[str, int]:
+    """Open the ticket, once per rendered form: a repeat gets the first ticket's confirmation."""
+    opened = open_ticket(form, rendered)
+    if opened.wait:
+        return _limited(form, opened.wait)
+    if opened.ticket is not None:
+        return _confirm(opened.ticket, repeat=opened.repeat)
+    assert opened.conflict is not None
     # The used form came back with other words (Back, edit, send): a new request, never silently dropped.
     form.rendered.data = Rendered(rendered.shown, secrets.token_urlsafe(24)).sign()
-    return _page(form, 409, notice=f"You already sent this form once (reference {first.reference}). To send "
-                 "what's below as a new request, check it and send it again.")
+    return _page(form, 409, notice=f"You already sent this form once (reference {opened.conflict.reference}). "
+                 "To send what's below as a new request, check it and send it again.")
 
 
 @bp.route("/contact", methods=["GET", "POST"])

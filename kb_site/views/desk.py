@@ -54,6 +54,8 @@ TABLES = {
     "revisions": "Did the last edit help?",
     "stale": "Not updated in 180 days, and not helping",
     "tickets_by_topic": "Tickets by topic",
+    "channels": "Help centre and widget",
+    "ticket_pages": "Shop pages where customers still opened a ticket",
     "searches_per_day": "Searches per day",
 }
 # How the dashboard heads and shows each column of its tables (the CSV downloads keep the plain names): a long
@@ -68,6 +70,9 @@ COLUMNS = {
     "after_votes": ("Votes after", "num"), "after_percent": ("Helpful % after", "num"),
     "change_points": ("Change (points)", "num"), "tickets": ("Tickets", "num"),
     "last_searched": ("Last searched", "time"), "updated": ("Updated", "time"),
+    "channel": ("Channel", "text"), "visits": ("Visits", "num"), "visits_with_ticket": ("With a ticket", "num"),
+    "self_service_percent": ("Self-service %", "num"), "deflections": ("Deflections", "num"),
+    "page": ("Shop page", "long"), "widget_visits": ("Widget visits", "num"), "ticket_percent": ("Ticket %", "num"),
 }
 
 

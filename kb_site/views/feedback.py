@@ -43,26 +43,30 @@ def _valid(form: F) -> F:
     return form
 
 
-@bp.post("/articles/<slug>/feedback")
-def vote(slug: str) -> Response:
-    """Store the visitor's vote; answer JSON to scripts, or go back to the article."""
-    lib = library()
-    current = current_slug(slug, " to give feedback on")
-    form = _valid(FeedbackForm(request.form))
+def saved_vote(current: str, form: FeedbackForm) -> dict[str, object]:
+    """Store the visitor's valid vote on an article (its current slug); return the answer scripts get."""
     helpful = form.helpful.data == "yes"
     reason = form.reason.data or None
     comment = (form.comment.data or "").strip() or None
-    article = lib.articles[current]
+    article = library().articles[current]
     saved = votes.save(visitors.visitor(), current, helpful, reason, comment, article.content_hash)
     visitors.remember_vote(current, saved.helpful, saved.reason, saved.comment)
     visitors.record("vote", slug=current, detail="yes" if helpful else f"no:{reason}" if reason else "no")
     message = "Thanks for letting us know." if helpful or reason or comment else \
         "Sorry it didn't help. What was wrong?"
+    return {"saved": True, "message": message, "vote": {
+        "id": saved.id, "slug": current, "helpful": saved.helpful, "reason": saved.reason, "comment": saved.comment,
+        "revision": saved.revision}}
+
+
+@bp.post("/articles/<slug>/feedback")
+def vote(slug: str) -> Response:
+    """Store the visitor's vote; answer JSON to scripts, or go back to the article."""
+    current = current_slug(slug, " to give feedback on")
+    saved = saved_vote(current, _valid(FeedbackForm(request.form)))
     if from_script():
-        return jsonify({"saved": True, "message": message, "vote": {
-            "id": saved.id, "slug": current, "helpful": saved.helpful, "reason": saved.reason, "comment": saved.comment,
-            "revision": saved.revision}})
-    flash(message, "feedback")
+        return jsonify(saved)
+    flash(str(saved["message"]), "feedback")
     return redirect(url_for("feedback.page", slug=current), 303)  # type: ignore[return-value]
 
 
