@@ -346,6 +346,10 @@ def test_from_the_launcher_to_a_ticket(browser, shop, centre, width, scheme):
     assert [(t.reference, t.channel, t.email, t.order_number) for t in tickets] == [
         (reference.inner_text(), "widget", "sam@example.com", "NW-123456")]
     assert tickets[0].page and tickets[0].page.startswith(shop.url)
+    trail = json.loads(tickets[0].trail)  # what the customer tried, each step from the widget on the shop's page
+    assert {"search", "view", "vote", "deflection"} <= {step["kind"] for step in trail}
+    assert any(step["kind"] == "search" and step.get("query") == "where is my parcel" for step in trail)
+    assert all(step["channel"] == "widget" and step["page"] == shop.url + "/" for step in trail)
     look("sent")
 
     tab.keyboard.press("Escape")
