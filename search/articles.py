@@ -93,6 +93,9 @@ class _YAML(YAMLHandler):
 
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# A translation sits beside its source as ``<slug>.<lang>.md``: a language tag, lower-case (``de``, ``pt-br``).
+TRANSLATION_RE = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2}(?:-[a-z]{2})?)$")
+REVISION_LENGTH = 12  # ``source_revision`` is this many hex digits of the source's content hash
 _HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 
@@ -130,6 +133,9 @@ class Article:
     draft: bool = False
     order: int | None = None  # where editors place it in its category (lower first); None: after those, by title
     show_on: tuple[str, ...] = ()  # the shop pages (path patterns, * any characters) where the widget offers it
+    lang: str = ""  # a translation's language ("de"); "" for an article in the site's own language
+    translation_of: str = ""  # a translation: its source article's slug
+    source_revision: str = ""  # a translation: its source's ``revision`` when it was translated
     sections: tuple[Section, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     body_line: int = 1
@@ -144,6 +150,11 @@ class Article:
         parts = [self.slug, self.title, self.summary, self.category, *self.tags, "\x1f",
                  *self.questions, "\x1f", self.body]
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:32]
+
+    @property
+    def revision(self) -> str:
+        """Return the short content hash a translation names as its ``source_revision``."""
+        return self.content_hash[:REVISION_LENGTH]
 
     def url(self, anchor: str = "") -> str:
         """Return the article's stable URL path, optionally deep-linked to a section."""
@@ -160,7 +171,8 @@ class Article:
             "slug": self.slug, "title": self.title, "summary": self.summary, "category": self.category,
             "tags": list(self.tags), "questions": list(self.questions), "aliases": list(self.aliases),
             "related": list(self.related), "updated": self.updated.isoformat() if self.updated else None,
-            "draft": self.draft, "order": self.order, "show_on": list(self.show_on), "path": str(path),
+            "draft": self.draft, "order": self.order, "show_on": list(self.show_on), "lang": self.lang,
+            "translation_of": self.translation_of, "source_revision": self.source_revision, "path": str(path),
             "body": self.body, "body_line": self.body_line,
             "extra": _plain(self.extra),
         }
@@ -174,7 +186,8 @@ class Article:
             questions=tuple(data["questions"]), aliases=tuple(data["aliases"]), related=tuple(data["related"]),
             updated=dt.date.fromisoformat(data["updated"]) if data["updated"] else None, draft=data["draft"],
             order=data.get("order"),  # records written before ``order`` existed have none
-            show_on=tuple(data.get("show_on", ())),
+            show_on=tuple(data.get("show_on", ())), lang=data.get("lang", ""),
+            translation_of=data.get("translation_of", ""), source_revision=data.get("source_revision", ""),
             sections=split_sections(data["body"], data["body_line"]), extra=data["extra"],
             body_line=data["body_line"],
         )
@@ -361,8 +374,12 @@ def _slug_of(front: str, path: Path) -> str:
     return match.group(1) if match else path.stem
 
 
-def parse_article(text: str, path: Path, *, category: str = "") -> Article:
-    """Parse one article's text; raise InvalidArticle naming file, line and field of each of its problems."""
+def parse_article(text: str, path: Path, *, category: str = "", lang: str = "") -> Article:
+    """Parse one article's text; raise InvalidArticle naming file, line and field of each of its problems.
+
+    ``lang``: the file is a translation into that language (``<slug>.<lang>.md``): it names its source with
+    ``translation_of`` (default: the file's stem) and the source's revision it was made from with
+    ``source_revision``; its slug is its source's unless it sets its own."""
     found = _FRONT_RE.match(text)
     front = found.group(0) if found else ""
     handler = _YAML()
@@ -397,10 +414,31 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
     title = checks.text("title")
     if not title and "title" not in {p.field for p in checks.problems}:
         checks.fail("title", "is required")
-    slug = checks.text("slug") or path.stem
+    named = TRANSLATION_RE.match(path.stem) if lang else None
+    stem = named.group("stem") if named else path.stem
+    translation_of = source_revision = ""
+    if lang:
+        translation_of = checks.text("translation_of") or stem
+        if not SLUG_RE.match(translation_of):
+            checks.fail("translation_of", f"'{translation_of}' is not a valid slug")
+        source_revision = checks.text("source_revision")
+        if "source_revision" in meta and not isinstance(meta["source_revision"], str):
+            # Digits alone read as a number to YAML (a leading 0 even as octal): take the value as written.
+            written = re.search(r"^source_revision:[ \t]*([0-9A-Za-z]+)[ \t]*$", front, re.MULTILINE)
+            source_revision = written.group(1) if written else source_revision
+        if not source_revision:
+            checks.fail("source_revision", "is required in a translation: the source's revision it was translated "
+                                           "from (kb check prints the current one)")
+        elif not re.fullmatch(f"[0-9a-f]{{{REVISION_LENGTH}}}", source_revision):
+            checks.fail("source_revision", f"'{source_revision[:40]}' must be {REVISION_LENGTH} hex digits")
+    else:
+        for key in ("translation_of", "source_revision"):
+            if key in meta:
+                checks.fail(key, f"belongs in a translation (a file named <slug>.<lang>.md), not in {path.name}")
+    slug = checks.text("slug") or translation_of or stem
     if not SLUG_RE.match(slug):
         checks.fail("slug", f"'{slug}' must be lowercase letters, digits and hyphens")
-        slug = path.stem
+        slug = stem
     updated = checks.date("updated")
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
@@ -414,7 +452,8 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
         raise InvalidArticle(sorted(checks.problems, key=lambda p: p.line), slug, lists["aliases"])
     body = content.strip()
     body_line = _body_line(text)
-    known = set(_STR_FIELDS) | set(_LIST_FIELDS) | {"updated", "draft", "order", "show_on"}
+    known = set(_STR_FIELDS) | set(_LIST_FIELDS) | {"updated", "draft", "order", "show_on", "translation_of",
+                                                      "source_revision"}
     return Article(
         slug=slug,
         title=title,
@@ -430,6 +469,9 @@ def parse_article(text: str, path: Path, *, category: str = "") -> Article:
         draft=draft,
         order=order,
         show_on=show_on,
+        lang=lang,
+        translation_of=translation_of,
+        source_revision=source_revision,
         sections=split_sections(body, body_line),
         extra={k: v for k, v in meta.items() if k not in known},
         body_line=body_line,
@@ -457,4 +499,10 @@ def load_article(path: Path, root: Path | None = None) -> Article:
     category = ""
     if root is not None and path.parent != root:
         category = path.parent.relative_to(root).parts[0]
-    return parse_article(text, path, category=category)
+    return parse_article(text, path, category=category, lang=translation_lang(path))
+
+
+def translation_lang(path: Path) -> str:
+    """Return the language of a translation file (``track-your-order.de.md``: "de"), or "" for a source."""
+    found = TRANSLATION_RE.match(path.stem)
+    return found.group("lang") if found else ""

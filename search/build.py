@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import ann
-from .articles import Article, ArticleError, load_article
+from .articles import Article, ArticleError, load_article, translation_lang
 from .broken import BrokenFile
 from .dense import DenseIndex
 from .embeddings import Embedder, EmbedderUnavailable, EmbeddingCache, embed_cached, release_memory, text_key
@@ -210,7 +210,8 @@ def _scan(root: Path, previous: _Previous, old: _Previous, progress: Progress | 
     """Read the articles folder: parse the files whose time or size changed since ``old``, note the rest."""
     found = walk(root)
     scan = _Scan(failures=[_Failure(e) for e in found.refused])
-    paths = found.articles
+    # Translations (``<slug>.<lang>.md``) are not articles of this index: each language is searched on its own.
+    paths = [p for p in found.articles if not translation_lang(p)]
     prefix = os.path.join(str(root), "")
     for number, path in enumerate(paths):
         name = str(path)  # walk names every file below root: cut the prefix rather than ask pathlib (10,000 times)

@@ -82,10 +82,47 @@ def check_articles(root: Path | str) -> list[Problem]:
                                                             f"{by_alias[alias].path}"))
             else:
                 by_alias[alias] = article
-    for article in corpus.articles:
+    for article in (*corpus.articles, *corpus.translations):  # a translation's links and images too
         problems += _check_one(article, root, by_slug, by_alias, set(categories), unparsed)
+    problems += _check_translations(corpus, by_slug, by_alias, unparsed)
     problems += _check_tuning(root, corpus, unparsed)
     return sorted(problems, key=lambda p: (str(p.path), p.line))
+
+
+def _check_translations(corpus: Corpus, by_slug: dict[str, Article], by_alias: dict[str, Article],
+                        unparsed: _Unparsed) -> list[Problem]:
+    """A translation needs its source, must be newer than the source's last change (its ``source_revision`` is
+    the source's current revision), and its slug must name nothing else, in its language or the source's."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], Article] = {}
+    for t in sorted(corpus.translations, key=lambda a: str(a.path)):
+        source = by_slug.get(t.translation_of)
+        if source is None:
+            if t.translation_of in unparsed.slugs:
+                continue  # its source has errors of its own, reported in its file
+            moved = by_alias.get(t.translation_of)
+            hint = f" (it is now '{moved.slug}': rename the file and set translation_of)" if moved else ""
+            problems.append(Problem(t.path, _field_line(t, "translation_of"),
+                                    f"translation_of: there is no article '{t.translation_of}' to translate{hint}"))
+            continue
+        if t.source_revision and t.source_revision != source.revision:
+            problems.append(Problem(t.path, _field_line(t, "source_revision"),
+                                    f"source_revision: {source.path.name} changed since this translation was made "
+                                    f"(from {t.source_revision}, now {source.revision}): bring the translation up "
+                                    f"to date, then set source_revision: {source.revision}", "warning"))
+        if t.slug != source.slug and t.slug in by_slug:
+            problems.append(Problem(t.path, _field_line(t, "slug"), f"slug '{t.slug}' is the slug of another "
+                                                                    f"article, {by_slug[t.slug].path}"))
+        key = (t.lang, t.slug)
+        if key in seen:
+            problems.append(Problem(t.path, _field_line(t, "slug"), f"slug '{t.slug}' is already used in "
+                                                                    f"'{t.lang}' by {seen[key].path}"))
+        else:
+            seen[key] = t
+        if t.category and t.category != source.category:
+            problems.append(Problem(t.path, 1, f"is in the folder '{t.category}' but its source "
+                                               f"{source.path.name} is in '{source.category}': keep them together"))
+    return problems
 
 
 def _check_tuning(root: Path, corpus: Corpus, unparsed: _Unparsed) -> list[Problem]:

@@ -110,6 +110,7 @@ class Corpus:
     articles: tuple[Article, ...]
     errors: tuple[ArticleError, ...]  # every problem, one by one
     failed: tuple[ArticleError, ...] = ()  # one error a file that did not load (InvalidArticle or OutsideFolder)
+    translations: tuple[Article, ...] = ()  # ``<slug>.<lang>.md`` files: never indexed with the sources
 
     def published(self) -> list[Article]:
         """Return the articles that are not drafts."""
@@ -126,12 +127,16 @@ def load_corpus(root: Path | str, paths: Iterable[Path] | None = None) -> Corpus
     if paths is None:
         found = walk(root)
         paths, failed = found.articles, list(found.refused)
+    translations: list[Article] = []
     for path in paths:
         try:
-            articles.append(load_article(path, root))
+            article = load_article(path, root)
         except ArticleError as exc:
             failed.append(exc)
-    return Corpus(tuple(articles), tuple(p for exc in failed for p in exc.problems), tuple(failed))
+        else:
+            (translations if article.lang else articles).append(article)
+    return Corpus(tuple(articles), tuple(p for exc in failed for p in exc.problems), tuple(failed),
+                  tuple(translations))
 
 
 @dataclass(frozen=True)
