@@ -504,5 +504,5 @@ def load_article(path: Path, root: Path | None = None) -> Article:
 
 def translation_lang(path: Path) -> str:
     """Return the language of a translation file (``track-your-order.de.md``: "de"), or "" for a source."""
-    found = TRANSLATION_RE.match(path.stem)
+    found = TRANSLATION_RE.match(path.stem) if path.suffix.lower() == ".md" else None
     return found.group("lang") if found else ""

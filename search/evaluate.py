@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .articles import ArticleError, load_article
+from .articles import ArticleError, load_article, translation_lang
 from .errors import SearchError
 
 
@@ -118,10 +118,12 @@ def withhold(articles_dir: Path | str, target: Path | str, fraction: float) -> s
     withheld articles' slugs. The same files are withheld on every run: those first by the SHA-256 of their
     path in the folder."""
     root = Path(articles_dir).resolve()
-    files = sorted(root.rglob("*.md"), key=lambda p: hashlib.sha256(p.relative_to(root).as_posix().encode()).digest())
+    # The source language's articles: translations are never in its index, so never counted or copied.
+    files = sorted((p for p in root.rglob("*.md") if not translation_lang(p)),
+                   key=lambda p: hashlib.sha256(p.relative_to(root).as_posix().encode()).digest())
     left_out = {p.resolve() for p in files[:round(fraction * len(files))]}
     shutil.copytree(root, target, ignore=lambda folder, names: [
-        n for n in names if (Path(folder) / n).resolve() in left_out])
+        n for n in names if (Path(folder) / n).resolve() in left_out or translation_lang(Path(n))])
     slugs = set()
     for path in left_out:
         try:
