@@ -39,7 +39,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     config.coerce(app.config)
     config.support_settings(app.config)
-    config.widget_origins(app.config["WIDGET_ORIGINS"])  # a malformed origin stops the start
     app.config["INSTANCE_DIR"] = app.instance_path
     db.init_app(app)
     search_service.init_app(app)

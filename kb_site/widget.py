@@ -15,6 +15,7 @@ import html
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -32,6 +33,8 @@ from .content import page
 from .errors import KBError
 from .models import REASONS
 from .views import absolute, current_slug, engine, library
+from .views.contact import Rendered, _form, _is_bot, open_ticket, topics
+from .views.feedback import FeedbackForm, saved_vote
 
 SESSION_HEADER = "X-KB-Session"
 bp = Blueprint("widget", __name__)
@@ -74,10 +77,13 @@ class WidgetSessions(SecureCookieSessionInterface):
             response.headers[SESSION_HEADER] = self._widget_serializer(app).dumps(dict(session))
 
 
+ORIGINS = "kb_widget_origins"  # app.extensions: KB_WIDGET_ORIGINS, read once at start-up
+
+
 def allowed_origins() -> tuple[str, ...]:
     """Return the origins whose pages may use the widget: the settings' and our own."""
     own = (current_app.config["BASE_URL"] or request.host_url).rstrip("/")
-    return (*widget_origins(current_app.config["WIDGET_ORIGINS"]), own.lower())
+    return (*current_app.extensions[ORIGINS], own.lower())
 
 
 @api.before_request
@@ -142,7 +148,7 @@ def _body() -> MultiDict[str, Any]:
 
 def _card(article: Article) -> dict[str, Any]:
     return {"slug": article.slug, "title": article.title, "summary": article.summary,
-            "url": absolute(f"/articles/{article.slug}")}
+            "url": absolute(article.url())}
 
 
 def _plain(snippet: str) -> str:
@@ -154,11 +160,6 @@ def _identity() -> dict[str, str] | None:
     return {"name": found[0], "email": found[1]} if found else None
 
 
-def _page_path() -> str:
-    host = visitors.host_page()
-    return host.split("/", 3)[3] if host and host.count("/") >= 3 else ""
-
-
 @api.get("/start")
 def start() -> Response:
     """What the widget needs when it opens: a token, the articles for the host page, the form's choices."""
@@ -167,7 +168,7 @@ def start() -> Response:
                                                      request.args.get("suggest", "").split(",")[:10]) if s]
     if asked:
         suggestions, by = asked, "asked"
-    elif ruled := lib.for_page("/" + _page_path()):
+    elif ruled := lib.for_page(urlsplit(visitors.host_page() or "").path or "/"):
         suggestions, by = ruled, "rule"
     else:
         query = clean_query(f"{request.args.get('h1', '')[:200]} {request.args.get('title', '')[:200]}")
@@ -180,8 +181,7 @@ def start() -> Response:
     return jsonify({
         "csrf_token": generate_csrf(), "shop": {"name": current_app.config["SHOP_NAME"]},
         "suggestions": [_card(a) for a in suggestions[:5]], "suggested_by": by, "identity": _identity(),
-        "topics": [{"value": c.slug, "label": c.title} for c in lib.categories] + [
-            {"value": "other", "label": "Something else"}],
+        "topics": [{"value": value, "label": label} for value, label in topics()],
         "reasons": [{"value": k, "label": v} for k, v in REASONS.items()],
         "order_example": current_app.config["ORDER_NUMBER_EXAMPLE"],
         "support": {"email": support.email or None, "phone": support.phone or None, "hours": support.hours or None,
@@ -232,8 +232,6 @@ def article(slug: str) -> Response:
 @api.post("/articles/<slug>/feedback")
 def vote(slug: str) -> Response:
     """Store the visitor's vote, as the site's form does."""
-    from .views.feedback import FeedbackForm, saved_vote
-
     current = current_slug(slug, " to give feedback on")
     form = FeedbackForm(_body())
     if not form.validate():
@@ -259,8 +257,6 @@ def identify() -> Response:
 @api.get("/contact")
 def contact_form() -> Response:
     """A new contact form: its signed render time (the site's bot check) and what to prefill."""
-    from .views.contact import Rendered
-
     lib = library()
     origin = request.args.get("from", "")[:200]
     found = lib.articles.get(lib.resolve(origin) or "") if origin else None
@@ -282,8 +278,6 @@ def deflection() -> Response:
 @api.post("/contact")
 def send() -> tuple[Response, int]:
     """Open a ticket from the widget's form: the site's checks (fields, bot, limits, once a form), in JSON."""
-    from .views.contact import Rendered, _form, _is_bot, open_ticket
-
     form = _form(_body())
     if not form.validate():
         fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
@@ -315,6 +309,7 @@ def send() -> tuple[Response, int]:
 def init_app(app: Flask) -> None:
     """Register the widget: its script, its API (exempt from the cookie-bound CSRF check, which it replaces
     with its own: origin, then the header session's token), its session interface and rate limits."""
+    app.extensions[ORIGINS] = widget_origins(app.config["WIDGET_ORIGINS"])  # a malformed origin stops the start
     app.session_interface = WidgetSessions()
     app.register_blueprint(bp)
     app.register_blueprint(api)

@@ -96,12 +96,15 @@ class Rendered:
             return None
 
 
+def topics() -> list[tuple[str, str]]:
+    """Return the form's topics as (value, label): the categories in display order, then "Something else"."""
+    return [(c.slug, c.title) for c in library().categories] + [("other", "Something else")]
+
+
 def _form(formdata: Any = None) -> ContactForm:
     """Return the contact form with its choices, reading ``formdata`` (default: the request's form)."""
     form = ContactForm(formdata=formdata) if formdata is not None else ContactForm()
-    lib = library()
-    form.topic.choices = [("", "Choose a topic")] + [(c.slug, c.title) for c in lib.categories] + [
-        ("other", "Something else")]
+    form.topic.choices = [("", "Choose a topic"), *topics()]
     pattern = current_app.config["ORDER_NUMBER_PATTERN"]
     example = current_app.config["ORDER_NUMBER_EXAMPLE"]
     form.order_number.validators = [Optional(), _one_line, Length(max=32), Regexp(
