@@ -427,8 +427,9 @@ def parse_article(text: str, path: Path, *, category: str = "", lang: str = "") 
             written = re.search(r"^source_revision:[ \t]*([0-9A-Za-z]+)[ \t]*$", front, re.MULTILINE)
             source_revision = written.group(1) if written else source_revision
         if not source_revision:
-            checks.fail("source_revision", "is required in a translation: the source's revision it was translated "
-                                           "from (kb check prints the current one)")
+            checks.fail("source_revision", f"is required in a translation: the {REVISION_LENGTH}-hex-digit revision "
+                                           "of the source it was translated from (kb check names the source's "
+                                           "current one once this is set)")
         elif not re.fullmatch(f"[0-9a-f]{{{REVISION_LENGTH}}}", source_revision):
             checks.fail("source_revision", f"'{source_revision[:40]}' must be {REVISION_LENGTH} hex digits")
     else:

@@ -81,12 +81,17 @@ class Library:
         added), best first; none when no article's slug, title or alias is close."""
         return [self.articles[found] for found in self._names.nearest(slug, limit)]
 
+    @cached_property
+    def _with_rules(self) -> list[Article]:
+        """The articles that name shop pages (``show_on``): a few of thousands, looked at on every widget open."""
+        return [a for a in self.by_title if a.show_on]
+
     def for_page(self, path: str, limit: int = 5) -> list[Article]:
         """Return the articles whose ``show_on`` patterns match a shop page's path, the most specific match
         first (the pattern with the most literal characters: ``/checkout/payment`` before ``/checkout*``), then
         in display order."""
         found: list[tuple[int, Article]] = []
-        for article in self.by_title:
+        for article in self._with_rules:
             scores = [specificity(p) for p in article.show_on if fnmatchcase(path, p)]
             if scores:
                 found.append((max(scores), article))
