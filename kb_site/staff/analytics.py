@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Integer, cast, distinct, func, select, union
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from search import Article
 
@@ -45,11 +46,17 @@ def period_start(days: int, today: dt.date) -> dt.datetime:
     return dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(), dt.UTC)
 
 
+def _visits(start: dt.datetime) -> Subquery:
+    """The period's visits with their channel: each visit with an event or a ticket in it. A refusal by a rate
+    limit ("limited", kb_site.visitors) is not a visit."""
+    return union(select(Event.visit, Event.channel).where(Event.created_at >= start, Event.kind != "limited"),
+                 select(Ticket.visit, Ticket.channel).where(Ticket.created_at >= start,
+                                                            Ticket.visit.is_not(None))).subquery()
+
+
 def overview(s: Session, start: dt.datetime) -> Overview:
     """Visits (with any event or ticket), those that opened a ticket, tickets, deflections, searches."""
-    # A refusal by a rate limit ("limited", kb_site.visitors) is not a visit.
-    visits = union(select(Event.visit).where(Event.created_at >= start, Event.kind != "limited"),
-                   select(Ticket.visit).where(Ticket.created_at >= start, Ticket.visit.is_not(None))).subquery()
+    visits = _visits(start)
     n_visits = s.scalar(select(func.count(distinct(visits.c.visit)))) or 0
     with_ticket = s.scalar(select(func.count(distinct(Ticket.visit)))
                            .where(Ticket.created_at >= start, Ticket.visit.is_not(None))) or 0
@@ -195,9 +202,7 @@ CHANNELS = ("site", "widget")
 def by_channel(s: Session, start: dt.datetime) -> list[Row]:
     """Self-service on the help centre's pages and in the widget on the shop's pages: visits, those that still
     opened a ticket, the self-service score, deflections and tickets of each channel."""
-    visits = union(select(Event.visit, Event.channel).where(Event.created_at >= start, Event.kind != "limited"),
-                   select(Ticket.visit, Ticket.channel).where(Ticket.created_at >= start,
-                                                              Ticket.visit.is_not(None))).subquery()
+    visits = _visits(start)
     n_visits: dict[str, int] = dict(s.execute(select(visits.c.channel, func.count(distinct(visits.c.visit)))
                               .group_by(visits.c.channel)).all())
     with_ticket = dict(s.execute(select(Ticket.channel, func.count(distinct(Ticket.visit))).where(
